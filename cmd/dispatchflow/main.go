@@ -1,0 +1,83 @@
+// Command dispatchflow runs dispatchflow against a Temporal cluster: the HTTP API,
+// the worker, or both in one process. Configuration is the environment (see --help).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/dispatchflow/dispatchflow/app"
+	"github.com/dispatchflow/dispatchflow/config"
+)
+
+const usage = `dispatchflow tracks transactional email: one durable Temporal workflow per send.
+
+Usage:
+  dispatchflow serve     run the HTTP API and the worker in one process
+  dispatchflow api       run the HTTP API only
+  dispatchflow worker    run the worker only
+  dispatchflow help      show this help
+
+Each process connects to the Temporal cluster at TEMPORAL_ADDRESS. To run
+everything on this machine with an embedded Temporal server and its Web UI,
+use 'make run' instead.
+
+Configuration (environment variables):
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run returns the exit code: 0 success, 1 error, 2 usage.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		printUsage(stderr)
+		return 2
+	}
+	var roles app.Roles
+	switch args[0] {
+	case "serve":
+		roles = app.Roles{API: true, Worker: true}
+	case "api":
+		roles = app.Roles{API: true}
+	case "worker":
+		roles = app.Roles{Worker: true}
+	case "help", "-h", "-help", "--help":
+		printUsage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "dispatchflow: unknown command %q\n\n", args[0])
+		printUsage(stderr)
+		return 2
+	}
+	cfg, err := config.Load()
+	if err != nil {
+		fmt.Fprintln(stderr, "dispatchflow: configuration:", err)
+		return 1
+	}
+	logger := app.NewLogger(cfg)
+	// SIGTERM as well as Ctrl-C: containers and process managers stop with SIGTERM.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	c, err := app.Dial(ctx, cfg, logger)
+	if err != nil {
+		logger.Error("dispatchflow stopped", "error", err)
+		return 1
+	}
+	defer c.Close()
+	if err := app.Run(ctx, c, cfg, logger, roles); err != nil {
+		logger.Error("dispatchflow stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, usage)
+	app.PrintConfigUsage(w)
+}

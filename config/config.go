@@ -1,0 +1,139 @@
+// Package config is dispatchflow's one configuration, read from the environment
+// with envconfig: DISPATCHFLOW_* for dispatchflow itself, TEMPORAL_* (the names the
+// Temporal CLI reads) for the cluster.
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/dispatchflow/dispatchflow/message"
+)
+
+// Prefix of dispatchflow's variables.
+const Prefix = "DISPATCHFLOW"
+
+// Config is every setting of the worker and the API. Each field names its variable.
+type Config struct {
+	// HTTPAddr is where the API listens. Defaults to ":8080".
+	HTTPAddr string `envconfig:"HTTP_ADDR" default:":8080" desc:"address the HTTP API listens on"`
+	// PublicURL is the API's base URL as ESPs reach it; the sandbox posts its events
+	// to {PublicURL}/v1/events/sandbox. Defaults to http://localhost:{port of HTTPAddr}.
+	PublicURL string `envconfig:"PUBLIC_URL" desc:"base URL at which ESPs reach the API (default http://localhost:<HTTP_ADDR port>)"`
+	// PostbackURL is the default postback endpoint; a send request's postback_url
+	// overrides it. Empty: postbacks are recorded as skipped.
+	PostbackURL string `envconfig:"POSTBACK_URL" desc:"default postback endpoint (a send's postback_url overrides it)"`
+	// From is the sender used when a request has none. Defaults to "dispatchflow@localhost".
+	From string `envconfig:"FROM" default:"dispatchflow@localhost" desc:"default From address"`
+	// ESP is the provider messages are handed to: "sandbox" or "smtp". Defaults to "sandbox".
+	ESP string `envconfig:"ESP" default:"sandbox" desc:"email provider: sandbox | smtp"`
+	// SMTPAddr is the relay's host:port; required when ESP is "smtp".
+	SMTPAddr string `envconfig:"SMTP_ADDR" desc:"SMTP relay host:port (required with ESP=smtp)"`
+	// SMTPUsername and SMTPPassword enable AUTH PLAIN (over TLS, or to localhost).
+	SMTPUsername string `envconfig:"SMTP_USERNAME" desc:"SMTP AUTH PLAIN user (optional)"`
+	SMTPPassword string `envconfig:"SMTP_PASSWORD" desc:"SMTP AUTH PLAIN password (optional)"`
+	// SandboxDelay is the sandbox ESP's delay between events. Defaults to 1s.
+	SandboxDelay time.Duration `envconfig:"SANDBOX_DELAY" default:"1s" desc:"sandbox ESP: delay before each event it reports"`
+	// TrackingWindow: how long a message's workflow stays open after its last status
+	// change, for late events. Defaults to 72h.
+	TrackingWindow time.Duration `envconfig:"TRACKING_WINDOW" default:"72h" desc:"how long a message accepts late events after its last status change"`
+	// PostbackRetryWindow: how long a postback is retried. Defaults to 24h.
+	PostbackRetryWindow time.Duration `envconfig:"POSTBACK_RETRY_WINDOW" default:"24h" desc:"how long a failing postback is retried"`
+	// SendRetryWindow: how long transient ESP failures are retried before the
+	// message is aborted. Defaults to 1h.
+	SendRetryWindow time.Duration `envconfig:"SEND_RETRY_WINDOW" default:"1h" desc:"how long transient ESP failures are retried before aborting"`
+	// TaskQueue of the worker. Defaults to "dispatchflow".
+	TaskQueue string `envconfig:"TASK_QUEUE" default:"dispatchflow" desc:"Temporal task queue"`
+	// DevInbox mounts /dev/inbox on the API: a postback endpoint that keeps what it
+	// receives, for trying dispatchflow out (make run turns it on). Defaults to false.
+	DevInbox bool `envconfig:"DEV_INBOX" default:"false" desc:"serve /dev/inbox, a postback receiver for trying things out"`
+	// LogLevel: debug, info, warn or error. Defaults to info.
+	LogLevel string `envconfig:"LOG_LEVEL" default:"info" desc:"debug | info | warn | error"`
+
+	Temporal Temporal `ignored:"true"`
+}
+
+// Temporal is where the cluster is, under the Temporal CLI's own variable names.
+type Temporal struct {
+	// Address of the frontend. Defaults to "localhost:7233".
+	Address string `envconfig:"ADDRESS" default:"localhost:7233" desc:"Temporal frontend host:port"`
+	// Namespace. Defaults to "default".
+	Namespace string `envconfig:"NAMESPACE" default:"default" desc:"Temporal namespace"`
+}
+
+// Load reads the environment and validates it; errors name the variable.
+func Load() (Config, error) {
+	var c Config
+	if err := envconfig.Process(Prefix, &c); err != nil {
+		return Config{}, err
+	}
+	if err := envconfig.Process("TEMPORAL", &c.Temporal); err != nil {
+		return Config{}, err
+	}
+	return c, c.validate()
+}
+
+func (c *Config) validate() error {
+	host, port, err := net.SplitHostPort(c.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("DISPATCHFLOW_HTTP_ADDR: %q is not host:port", c.HTTPAddr)
+	}
+	if c.PublicURL == "" {
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "localhost"
+		}
+		c.PublicURL = "http://" + net.JoinHostPort(host, port)
+	}
+	if err := message.CheckEndpointURL(c.PublicURL); err != nil {
+		return fmt.Errorf("DISPATCHFLOW_PUBLIC_URL: %w", err)
+	}
+	if c.PostbackURL != "" {
+		if err := message.CheckEndpointURL(c.PostbackURL); err != nil {
+			return fmt.Errorf("DISPATCHFLOW_POSTBACK_URL: %w", err)
+		}
+	}
+	switch c.ESP {
+	case "sandbox":
+	case "smtp":
+		if _, _, err := net.SplitHostPort(c.SMTPAddr); err != nil {
+			return fmt.Errorf("DISPATCHFLOW_SMTP_ADDR: %q is not host:port (required with DISPATCHFLOW_ESP=smtp)", c.SMTPAddr)
+		}
+	default:
+		return fmt.Errorf("DISPATCHFLOW_ESP: %q is not one of sandbox, smtp", c.ESP)
+	}
+	for name, d := range map[string]time.Duration{
+		"DISPATCHFLOW_SANDBOX_DELAY":         c.SandboxDelay,
+		"DISPATCHFLOW_TRACKING_WINDOW":       c.TrackingWindow,
+		"DISPATCHFLOW_POSTBACK_RETRY_WINDOW": c.PostbackRetryWindow,
+		"DISPATCHFLOW_SEND_RETRY_WINDOW":     c.SendRetryWindow,
+	} {
+		if d < 0 || (d == 0 && name != "DISPATCHFLOW_SANDBOX_DELAY") {
+			return fmt.Errorf("%s: %s must be positive", name, d)
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("DISPATCHFLOW_LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	if c.TaskQueue == "" {
+		return fmt.Errorf("DISPATCHFLOW_TASK_QUEUE: must not be empty")
+	}
+	if c.From != "" {
+		r := message.SendRequest{To: c.From, From: c.From, Subject: "x", Text: "x"}
+		if err := r.Normalize(""); err != nil {
+			return fmt.Errorf("DISPATCHFLOW_FROM: %q is not an email address", c.From)
+		}
+	}
+	return nil
+}
+
+// SandboxEventsURL is where the sandbox ESP posts its events.
+func (c Config) SandboxEventsURL() string {
+	u, _ := url.JoinPath(c.PublicURL, "/v1/events/sandbox")
+	return u
+}

@@ -1,0 +1,125 @@
+// Package intake turns ESP webhook requests into dispatchflow events: one
+// Normalizer per provider format. Normalizers parse and validate only; they never
+// talk to Temporal, so the API can answer an ESP fast and the same code is
+// testable without a server.
+package intake
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/dispatchflow/dispatchflow/message"
+)
+
+// ErrBadRequest marks problems with the request itself; the API answers 400.
+var ErrBadRequest = errors.New("bad request")
+
+// Normalizer parses one provider's webhook request.
+type Normalizer interface {
+	// Normalize returns the events of body, received at receivedAt. Errors wrap
+	// ErrBadRequest and name the offending field.
+	Normalize(r *http.Request, body []byte, receivedAt time.Time) ([]message.Event, error)
+}
+
+// Providers are the webhook formats of POST /v1/events/{provider}.
+var Providers = map[string]Normalizer{
+	"generic": Generic{Provider: "generic"},
+	"sandbox": Generic{Provider: "sandbox"},
+}
+
+// Generic is dispatchflow's own event format, for ESPs without a normalizer yet,
+// scripts and load tools, and the sandbox ESP. The body is one object or an array:
+//
+//	{"dispatch_id": "…", "event": "delivered", "timestamp": "2026-11-22T10:00:00Z",
+//	 "reason": "…", "event_id": "…"}
+//
+// event is one of GenericEvents; timestamp (RFC 3339) defaults to the time of
+// receipt; event_id is the dedupe key and, when absent, is derived from the
+// dispatch_id, event, timestamp and reason.
+type Generic struct {
+	// Provider is recorded on the events ("generic", "sandbox").
+	Provider string
+}
+
+// GenericEvents are the event names Generic accepts.
+var GenericEvents = []message.EventType{
+	message.EventProcessed, message.EventDelivered, message.EventBounced, message.EventAborted,
+	message.EventDeferred, message.EventOpen, message.EventClick,
+}
+
+type genericEvent struct {
+	DispatchID string `json:"dispatch_id"`
+	Event      string `json:"event"`
+	Timestamp  string `json:"timestamp"`
+	Reason     string `json:"reason"`
+	EventID    string `json:"event_id"`
+}
+
+func (g Generic) Normalize(_ *http.Request, body []byte, receivedAt time.Time) ([]message.Event, error) {
+	body = bytes.TrimSpace(body)
+	var raw []genericEvent
+	isArray := len(body) > 0 && body[0] == '['
+	if isArray {
+		if err := json.Unmarshal(body, &raw); err != nil {
+			return nil, fmt.Errorf("%w: malformed JSON: %v", ErrBadRequest, err)
+		}
+	} else {
+		var one genericEvent
+		if err := json.Unmarshal(body, &one); err != nil {
+			return nil, fmt.Errorf("%w: malformed JSON: %v", ErrBadRequest, err)
+		}
+		raw = []genericEvent{one}
+	}
+	events := make([]message.Event, 0, len(raw))
+	for i, r := range raw {
+		field := func(name string) string {
+			if isArray {
+				return fmt.Sprintf("[%d].%s", i, name)
+			}
+			return name
+		}
+		if strings.TrimSpace(r.DispatchID) == "" {
+			return nil, fmt.Errorf("%w: %s: is required", ErrBadRequest, field("dispatch_id"))
+		}
+		t, err := parseGenericEvent(r.Event)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrBadRequest, field("event"), err)
+		}
+		ts := receivedAt
+		if r.Timestamp != "" {
+			if ts, err = time.Parse(time.RFC3339Nano, r.Timestamp); err != nil {
+				return nil, fmt.Errorf("%w: %s: %q is not an RFC 3339 time", ErrBadRequest, field("timestamp"), r.Timestamp)
+			}
+		}
+		id := r.EventID
+		if id == "" {
+			id = message.SyntheticID(r.DispatchID, t, ts, r.Reason)
+		}
+		events = append(events, message.Event{
+			DispatchID: r.DispatchID, Provider: g.Provider, Type: t, ID: id,
+			Timestamp: ts.UTC(), ReceivedAt: receivedAt.UTC(), Reason: r.Reason, RawType: r.Event,
+		})
+	}
+	return events, nil
+}
+
+func parseGenericEvent(s string) (message.EventType, error) {
+	if s == "" {
+		return "", errors.New("is required")
+	}
+	for _, t := range GenericEvents {
+		if string(t) == s {
+			return t, nil
+		}
+	}
+	names := make([]string, len(GenericEvents))
+	for i, t := range GenericEvents {
+		names[i] = string(t)
+	}
+	return "", fmt.Errorf("unknown event %q (want one of %s)", s, strings.Join(names, ", "))
+}

@@ -1,0 +1,40 @@
+package message
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"time"
+)
+
+// Event is one ESP event about one message, normalised from the provider's format.
+// It is the input of the workflow's event signal; add fields, never rename them.
+type Event struct {
+	// DispatchID is the message the event is about.
+	DispatchID string `json:"dispatch_id"`
+	// Provider names the ESP (or intake format) that reported the event: "sandbox", "generic", …
+	Provider string `json:"provider"`
+	// Type is the normalised event.
+	Type EventType `json:"type"`
+	// ID is the provider's event id (SendGrid sg_event_id, SNS MessageId, …), the key
+	// duplicates are recognised by. Providers without one get a synthetic key (SyntheticID).
+	ID string `json:"id"`
+	// Timestamp is when the provider says the event happened.
+	Timestamp time.Time `json:"timestamp"`
+	// ReceivedAt is when dispatchflow's intake received the event.
+	ReceivedAt time.Time `json:"received_at"`
+	// Reason is the bounce or abort reason, or the deferral's SMTP answer.
+	Reason string `json:"reason,omitempty"`
+	// RawType is the provider's own name for the event ("hard_bounce", "Delivery", …).
+	RawType string `json:"raw_type,omitempty"`
+}
+
+// DedupeKey identifies the event across retries of the provider's webhook.
+func (e Event) DedupeKey() string { return e.Provider + ":" + e.ID }
+
+// SyntheticID derives an event id for providers that send none, from what makes the
+// event unique: its message, type and the provider's timestamp.
+func SyntheticID(dispatchID string, t EventType, ts time.Time, reason string) string {
+	sum := sha256.Sum256([]byte(strings.Join([]string{dispatchID, string(t), ts.UTC().Format(time.RFC3339Nano), reason}, "\x00")))
+	return "syn-" + hex.EncodeToString(sum[:12])
+}

@@ -1,0 +1,99 @@
+package message
+
+import (
+	"fmt"
+	"net/mail"
+	"net/url"
+	"strings"
+)
+
+// SendRequest is the body of POST /v1/messages.
+type SendRequest struct {
+	To             string `json:"to"`
+	From           string `json:"from,omitempty"`
+	Subject        string `json:"subject"`
+	Text           string `json:"text,omitempty"`
+	HTML           string `json:"html,omitempty"`
+	ExternalSendID string `json:"external_send_id,omitempty"`
+	CampaignAPIID  string `json:"campaign_api_id,omitempty"`
+	// PostbackURL overrides the default postback endpoint for this message.
+	PostbackURL string `json:"postback_url,omitempty"`
+}
+
+// FieldError is a problem with one field of a request; Field is its JSON name.
+type FieldError struct {
+	Field   string
+	Problem string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
+
+// Normalize fills defaults (from) and validates r, returning a *FieldError naming
+// the first field that is wrong.
+func (r *SendRequest) Normalize(defaultFrom string) error {
+	r.To = strings.TrimSpace(r.To)
+	r.From = strings.TrimSpace(r.From)
+	if r.From == "" {
+		r.From = defaultFrom
+	}
+	switch {
+	case r.To == "":
+		return &FieldError{"to", "is required"}
+	case r.From == "":
+		return &FieldError{"from", "is required (no DISPATCHFLOW_FROM default is configured)"}
+	case strings.TrimSpace(r.Subject) == "":
+		return &FieldError{"subject", "is required"}
+	case r.Text == "" && r.HTML == "":
+		return &FieldError{"text", "text or html is required"}
+	case len(r.ExternalSendID) > 256:
+		return &FieldError{"external_send_id", "is longer than 256 characters"}
+	case len(r.CampaignAPIID) > 256:
+		return &FieldError{"campaign_api_id", "is longer than 256 characters"}
+	}
+	if err := checkAddress(r.To); err != nil {
+		return &FieldError{"to", err.Error()}
+	}
+	if err := checkAddress(r.From); err != nil {
+		return &FieldError{"from", err.Error()}
+	}
+	if strings.ContainsAny(r.Subject, "\r\n") {
+		return &FieldError{"subject", "must be one line"}
+	}
+	if r.PostbackURL != "" {
+		if err := CheckEndpointURL(r.PostbackURL); err != nil {
+			return &FieldError{"postback_url", err.Error()}
+		}
+	}
+	return nil
+}
+
+// Recipient is the bare address of To ("ok@example.com" for "Ann <ok@example.com>").
+func (r SendRequest) Recipient() string {
+	if a, err := mail.ParseAddress(r.To); err == nil {
+		return a.Address
+	}
+	return r.To
+}
+
+func checkAddress(s string) error {
+	a, err := mail.ParseAddress(s)
+	if err != nil {
+		return fmt.Errorf("%q is not an email address", s)
+	}
+	if !strings.Contains(a.Address, "@") {
+		return fmt.Errorf("%q has no domain", s)
+	}
+	return nil
+}
+
+// CheckEndpointURL reports whether s can receive postbacks: an absolute http or https URL.
+func CheckEndpointURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL", s)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute http(s) URL", s)
+	}
+	return nil
+}

@@ -1,0 +1,300 @@
+// Package starter is dispatchflow's HTTP API: it starts a Message workflow per send,
+// turns ESP webhooks into signals, and answers a message's state from its query.
+package starter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/dispatchflow/dispatchflow/config"
+	"github.com/dispatchflow/dispatchflow/intake"
+	"github.com/dispatchflow/dispatchflow/message"
+	"github.com/dispatchflow/dispatchflow/workflows"
+)
+
+// MaxBodyBytes bounds every request body; larger bodies get 413.
+const MaxBodyBytes = 1 << 20
+
+// signalConcurrency bounds the signals one webhook request sends at once.
+const signalConcurrency = 16
+
+// API serves the HTTP API. Create it with New.
+type API struct {
+	client client.Client
+	cfg    config.Config
+	logger *slog.Logger
+	now    func() time.Time
+	recent *recentKeys
+	inbox  *Inbox
+}
+
+// New returns the API over Temporal client c.
+func New(c client.Client, cfg config.Config, logger *slog.Logger) *API {
+	a := &API{client: c, cfg: cfg, logger: logger, now: time.Now, recent: newRecentKeys(100_000)}
+	if cfg.DevInbox {
+		a.inbox = &Inbox{}
+	}
+	return a
+}
+
+// Handler is the API's router.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/messages", a.sendMessage)
+	mux.HandleFunc("GET /v1/messages/{dispatch_id}", a.getMessage)
+	mux.HandleFunc("POST /v1/events/{provider}", a.postEvents)
+	mux.HandleFunc("GET /healthz", a.healthz)
+	if a.inbox != nil {
+		mux.Handle("/dev/inbox", a.inbox)
+	}
+	return mux
+}
+
+// Serve runs h on addr until ctx is done, then shuts down gracefully.
+func Serve(ctx context.Context, addr string, h http.Handler, logger *slog.Logger) error {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	logger.Info("API listening", "addr", addr)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("API on %s: %w", addr, err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdownCtx)
+}
+
+// sendResponse is the answer to POST /v1/messages.
+type sendResponse struct {
+	DispatchID string         `json:"dispatch_id"`
+	Status     message.Status `json:"status"`
+}
+
+func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
+	var req message.SendRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := req.Normalize(a.cfg.From); err != nil {
+		a.fail(w, r, badRequest(err.Error()))
+		return
+	}
+	id := message.NewDispatchID()
+	if req.ExternalSendID != "" {
+		id = message.DispatchIDFor(req.ExternalSendID)
+	}
+	postbackURL := req.PostbackURL
+	if postbackURL == "" {
+		postbackURL = a.cfg.PostbackURL
+	}
+	in := workflows.MessageInput{
+		DispatchID:  id,
+		Request:     req,
+		ReceivedAt:  a.now().UTC(),
+		PostbackURL: postbackURL,
+		Policy: workflows.Policy{
+			TrackingWindow:      a.cfg.TrackingWindow,
+			PostbackRetryWindow: a.cfg.PostbackRetryWindow,
+			SendRetryWindow:     a.cfg.SendRetryWindow,
+		},
+	}
+	opts := client.StartWorkflowOptions{
+		ID:        workflows.WorkflowID(id),
+		TaskQueue: a.cfg.TaskQueue,
+		// A dispatch_id is sent once, ever: a retried request, even after the
+		// workflow completed, must not send a second email.
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+	}
+	_, err := a.client.ExecuteWorkflow(r.Context(), opts, workflows.MessageWorkflow, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case errors.As(err, &started):
+		// The same external_send_id again: answer as the first time, and say so.
+		w.Header().Set("Idempotent-Replayed", "true")
+	case err != nil:
+		a.fail(w, r, err)
+		return
+	default:
+		a.logger.Info("message queued", "dispatch_id", id, "external_send_id", req.ExternalSendID)
+	}
+	writeJSON(w, http.StatusAccepted, sendResponse{DispatchID: id, Status: message.StatusQueued})
+}
+
+func (a *API) getMessage(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("dispatch_id")
+	if !message.ValidDispatchID(id) {
+		a.fail(w, r, notFound(fmt.Sprintf("message %q not found: a dispatch_id is 32 lowercase hex characters", id)))
+		return
+	}
+	resp, err := a.client.QueryWorkflow(r.Context(), workflows.WorkflowID(id), "", workflows.QueryState)
+	if err != nil {
+		a.fail(w, r, notFoundOr(err, fmt.Sprintf("message %s not found", id)))
+		return
+	}
+	var st workflows.State
+	if err := resp.Get(&st); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.addLiveAttempts(r.Context(), &st)
+	writeJSON(w, http.StatusOK, st)
+}
+
+// addLiveAttempts fills in the attempts and last error of a postback that Temporal
+// is retrying: they live in the pending activity, not in the workflow's state.
+func (a *API) addLiveAttempts(ctx context.Context, st *workflows.State) {
+	var retrying *workflows.PostbackRecord
+	for i := range st.Postbacks {
+		if st.Postbacks[i].State == workflows.PostbackDelivering {
+			retrying = &st.Postbacks[i]
+		}
+	}
+	if retrying == nil {
+		return
+	}
+	desc, err := a.client.DescribeWorkflowExecution(ctx, workflows.WorkflowID(st.DispatchID), "")
+	if err != nil {
+		a.logger.Warn("describing workflow for postback attempts", "dispatch_id", st.DispatchID, "error", err)
+		return
+	}
+	for _, pa := range desc.GetPendingActivities() {
+		if pa.GetActivityId() != workflows.PostbackActivityID(retrying.Seq) {
+			continue
+		}
+		// The local first attempt plus the regular activity's finished attempts
+		// (its current attempt number minus one).
+		retrying.Attempts = int(pa.GetAttempt())
+		if f := pa.GetLastFailure(); f != nil {
+			retrying.LastError = f.GetMessage()
+		}
+		if t := pa.GetNextAttemptScheduleTime(); t != nil {
+			retrying.NextAttemptAt = t.AsTime()
+		}
+	}
+}
+
+// eventsResponse is the answer to POST /v1/events/{provider}.
+type eventsResponse struct {
+	Accepted   int `json:"accepted"`
+	Duplicates int `json:"duplicates"`
+	Unmatched  int `json:"unmatched"`
+}
+
+func (a *API) postEvents(w http.ResponseWriter, r *http.Request) {
+	provider := r.PathValue("provider")
+	norm, ok := intake.Providers[provider]
+	if !ok {
+		a.fail(w, r, notFound(fmt.Sprintf("unknown provider %q", provider)))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		a.fail(w, r, bodyError(err))
+		return
+	}
+	events, err := norm.Normalize(r, body, a.now())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	res, err := a.signal(r.Context(), events)
+	if err != nil {
+		// Some events may have gone through; the ESP's retry is deduplicated.
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// signal hands events to their workflows: in order for each message, messages in
+// parallel. An event for a message that does not exist (or whose tracking window
+// is over) is unmatched, not an error: ESPs retry every non-2xx for hours.
+func (a *API) signal(ctx context.Context, events []message.Event) (eventsResponse, error) {
+	var order []string
+	byID := map[string][]message.Event{}
+	for _, ev := range events {
+		if _, ok := byID[ev.DispatchID]; !ok {
+			order = append(order, ev.DispatchID)
+		}
+		byID[ev.DispatchID] = append(byID[ev.DispatchID], ev)
+	}
+	var (
+		mu       sync.Mutex
+		res      eventsResponse
+		firstErr error
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, signalConcurrency)
+	)
+	count := func(f func()) { mu.Lock(); f(); mu.Unlock() }
+	for _, id := range order {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(id string, evs []message.Event) {
+			defer func() { <-sem; wg.Done() }()
+			for _, ev := range evs {
+				if !message.ValidDispatchID(id) {
+					a.logger.Warn("unmatched event: not a dispatch_id", "dispatch_id", id, "provider", ev.Provider, "event", ev.Type)
+					count(func() { res.Unmatched++ })
+					continue
+				}
+				if a.recent.seen(ev.DedupeKey()) {
+					count(func() { res.Duplicates++ })
+					continue
+				}
+				err := a.client.SignalWorkflow(ctx, workflows.WorkflowID(id), "", workflows.SignalEvent, ev)
+				var nf *serviceerror.NotFound
+				switch {
+				case errors.As(err, &nf):
+					a.logger.Warn("unmatched event: no open message", "dispatch_id", id, "provider", ev.Provider, "event", ev.Type)
+					count(func() { res.Unmatched++ })
+				case err != nil:
+					count(func() {
+						if firstErr == nil {
+							firstErr = err
+						}
+					})
+					return
+				default:
+					a.recent.add(ev.DedupeKey())
+					count(func() { res.Accepted++ })
+				}
+			}
+		}(id, byID[id])
+	}
+	wg.Wait()
+	return res, firstErr
+}
+
+func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	if _, err := a.client.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "temporal: " + err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,63 @@
+// Package worker wires dispatchflow's Temporal worker: the Message workflow and
+// its activities, with the ESP chosen by configuration.
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/dispatchflow/dispatchflow/activities"
+	"github.com/dispatchflow/dispatchflow/config"
+	"github.com/dispatchflow/dispatchflow/esp"
+	"github.com/dispatchflow/dispatchflow/workflows"
+)
+
+// PostbackTimeout bounds one postback attempt.
+const PostbackTimeout = 15 * time.Second
+
+// NewESP returns the Sender configured by cfg.ESP.
+func NewESP(cfg config.Config, logger *slog.Logger) (esp.Sender, error) {
+	switch cfg.ESP {
+	case "sandbox":
+		h := retryablehttp.NewClient()
+		h.RetryMax = 5
+		h.Logger = nil
+		return &esp.Sandbox{EventsURL: cfg.SandboxEventsURL(), Delay: cfg.SandboxDelay, HTTP: h, Logger: logger}, nil
+	case "smtp":
+		return &esp.SMTP{Addr: cfg.SMTPAddr, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword}, nil
+	}
+	return nil, fmt.Errorf("DISPATCHFLOW_ESP: unknown provider %q", cfg.ESP)
+}
+
+// New returns a worker on cfg.TaskQueue running the Message workflow and its
+// activities against sender.
+func New(c client.Client, cfg config.Config, sender esp.Sender) worker.Worker {
+	w := worker.New(c, cfg.TaskQueue, worker.Options{})
+	w.RegisterWorkflowWithOptions(workflows.Message, workflow.RegisterOptions{Name: workflows.MessageWorkflow})
+	w.RegisterActivity(&activities.Activities{ESP: sender, HTTP: activities.NewPostbackClient(PostbackTimeout)})
+	return w
+}
+
+// Run runs a worker until ctx is done, then stops it gracefully (in-flight
+// activities get worker.Options' default stop timeout).
+func Run(ctx context.Context, c client.Client, cfg config.Config, logger *slog.Logger) error {
+	sender, err := NewESP(cfg, logger)
+	if err != nil {
+		return err
+	}
+	w := New(c, cfg, sender)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("starting worker: %w", err)
+	}
+	logger.Info("worker started", "task_queue", cfg.TaskQueue, "esp", sender.Name())
+	<-ctx.Done()
+	w.Stop()
+	return nil
+}

@@ -1,0 +1,445 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/dispatchflow/dispatchflow/activities"
+	"github.com/dispatchflow/dispatchflow/esp"
+	"github.com/dispatchflow/dispatchflow/message"
+)
+
+// Temporal names owned by this package.
+const (
+	// MessageWorkflow is the workflow type name of Message.
+	MessageWorkflow = "Message"
+	// SignalEvent carries one message.Event from the ESP webhook intake.
+	SignalEvent = "esp-event"
+	// QueryState answers the message's State.
+	QueryState = "state"
+)
+
+// WorkflowID is the workflow ID of the message dispatchID: the dispatch_id itself.
+func WorkflowID(dispatchID string) string { return dispatchID }
+
+// Policy holds the durations that bound a message's life. Zero values take the defaults.
+type Policy struct {
+	// TrackingWindow: how long the workflow stays open after its last status change,
+	// for late events (delayed bounces, opens). Defaults to 72h.
+	TrackingWindow time.Duration `json:"tracking_window"`
+	// PostbackRetryWindow: how long one postback is retried before it is given up. Defaults to 24h.
+	PostbackRetryWindow time.Duration `json:"postback_retry_window"`
+	// SendRetryWindow: how long transient ESP failures are retried before the message
+	// is aborted. Defaults to 1h.
+	SendRetryWindow time.Duration `json:"send_retry_window"`
+}
+
+func (p Policy) withDefaults() Policy {
+	if p.TrackingWindow <= 0 {
+		p.TrackingWindow = 72 * time.Hour
+	}
+	if p.PostbackRetryWindow <= 0 {
+		p.PostbackRetryWindow = 24 * time.Hour
+	}
+	if p.SendRetryWindow <= 0 {
+		p.SendRetryWindow = time.Hour
+	}
+	return p
+}
+
+// MessageInput starts a Message workflow.
+type MessageInput struct {
+	DispatchID string              `json:"dispatch_id"`
+	Request    message.SendRequest `json:"request"`
+	// ReceivedAt is when the API received the request (the sent postback's received_at).
+	ReceivedAt time.Time `json:"received_at"`
+	// PostbackURL is the resolved endpoint (the request's override or the default);
+	// empty means postbacks are recorded as skipped.
+	PostbackURL string `json:"postback_url,omitempty"`
+	Policy      Policy `json:"policy"`
+	// Carried is the state of the previous run after a continue-as-new.
+	Carried *State `json:"carried,omitempty"`
+}
+
+// State is a message as the state query answers it.
+type State struct {
+	DispatchID     string         `json:"dispatch_id"`
+	Status         message.Status `json:"status"`
+	Reason         string         `json:"reason,omitempty"`
+	ExternalSendID string         `json:"external_send_id,omitempty"`
+	CampaignAPIID  string         `json:"campaign_api_id,omitempty"`
+	Recipient      string         `json:"recipient"`
+	// ESP is the provider's receipt once it accepted the message.
+	ESP *esp.Receipt `json:"esp,omitempty"`
+	// Times of the hand-over, as in the sent postback.
+	SendTimes message.SendTimes `json:"send_times"`
+	// UpdatedAt is the time of the last status change; the workflow stays open until TrackingUntil.
+	UpdatedAt     time.Time `json:"updated_at"`
+	TrackingUntil time.Time `json:"tracking_until"`
+	// Events is every distinct event received, in arrival order.
+	Events []EventRecord `json:"events"`
+	// DuplicateEvents counts events dropped because their dedupe id was already seen.
+	DuplicateEvents int `json:"duplicate_events"`
+	// Postbacks is one entry per status change, in status order.
+	Postbacks []PostbackRecord `json:"postbacks"`
+}
+
+// EventRecord is one event in a message's timeline.
+type EventRecord struct {
+	Provider   string            `json:"provider"`
+	Type       message.EventType `json:"type"`
+	RawType    string            `json:"raw_type,omitempty"`
+	ID         string            `json:"id"`
+	Timestamp  time.Time         `json:"timestamp"`
+	ReceivedAt time.Time         `json:"received_at"`
+	Reason     string            `json:"reason,omitempty"`
+	// ChangedStatus tells whether the event moved the status (and caused a postback).
+	ChangedStatus bool `json:"changed_status"`
+	// Note explains an event that changed nothing ("status already delivered").
+	Note string `json:"note,omitempty"`
+}
+
+// Postback delivery states.
+const (
+	PostbackPending    = "pending"    // waiting for the postbacks before it
+	PostbackDelivering = "delivering" // being sent or retried
+	PostbackDelivered  = "delivered"  // the endpoint answered 2xx
+	PostbackFailed     = "failed"     // given up after the retry window
+	PostbackSkipped    = "skipped"    // no endpoint configured
+)
+
+// PostbackRecord is one postback and how its delivery went.
+type PostbackRecord struct {
+	Seq    int            `json:"seq"`
+	Status message.Status `json:"status"`
+	URL    string         `json:"url,omitempty"`
+	State  string         `json:"state"`
+	// Attempts counts finished attempts; while a postback is retried, the API adds the live count from Temporal.
+	Attempts    int       `json:"attempts"`
+	LastError   string    `json:"last_error,omitempty"`
+	DeliveredAt time.Time `json:"delivered_at,omitzero"`
+	// NextAttemptAt is when Temporal retries a failing postback (filled in by the API).
+	NextAttemptAt time.Time        `json:"next_attempt_at,omitzero"`
+	Body          message.Postback `json:"body"`
+}
+
+// PostbackActivityID is the activity ID of postback seq, so the API can find a
+// retrying postback among the workflow's pending activities.
+func PostbackActivityID(seq int) string { return fmt.Sprintf("postback-%d", seq) }
+
+// Message is the workflow of one transactional email. It hands the email to the ESP,
+// applies ESP events (signal SignalEvent) through message.Next, posts a postback per
+// status change in status order, answers QueryState, and completes TrackingWindow
+// after the last status change once every postback is delivered or given up.
+func Message(ctx workflow.Context, in MessageInput) (State, error) {
+	m := newMessageImpl(ctx, in)
+	if err := m.setup(ctx); err != nil {
+		return State{}, err
+	}
+	return m.run(ctx)
+}
+
+type messageImpl struct {
+	in       MessageInput
+	state    State
+	seen     map[string]bool // dedupe keys of State.Events
+	held     []int           // indexes of events received before the send outcome
+	sendDone bool
+	// inFlight is true while the postback sender waits on an activity.
+	inFlight bool
+	// draining stops the postback sender before a continue-as-new.
+	draining bool
+	events   workflow.ReceiveChannel
+}
+
+func newMessageImpl(ctx workflow.Context, in MessageInput) *messageImpl {
+	in.Policy = in.Policy.withDefaults()
+	m := &messageImpl{in: in, seen: map[string]bool{}}
+	if in.Carried != nil {
+		m.state = *in.Carried
+		m.sendDone = true
+		for _, e := range m.state.Events {
+			m.seen[dedupeKey(e.Provider, e.ID)] = true
+		}
+		return m
+	}
+	now := workflow.Now(ctx)
+	m.state = State{
+		DispatchID:     in.DispatchID,
+		Status:         message.StatusQueued,
+		ExternalSendID: in.Request.ExternalSendID,
+		CampaignAPIID:  in.Request.CampaignAPIID,
+		Recipient:      in.Request.Recipient(),
+		SendTimes:      message.SendTimes{ReceivedAt: in.ReceivedAt, EnqueuedAt: workflow.GetInfo(ctx).WorkflowStartTime},
+		UpdatedAt:      now,
+		TrackingUntil:  now.Add(in.Policy.TrackingWindow),
+		Events:         []EventRecord{},
+		Postbacks:      []PostbackRecord{},
+	}
+	return m
+}
+
+func dedupeKey(provider, id string) string {
+	return message.Event{Provider: provider, ID: id}.DedupeKey()
+}
+
+func (m *messageImpl) setup(ctx workflow.Context) error {
+	m.events = workflow.GetSignalChannel(ctx, SignalEvent)
+	return workflow.SetQueryHandler(ctx, QueryState, func() (State, error) { return m.state, nil })
+}
+
+func (m *messageImpl) run(ctx workflow.Context) (State, error) {
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var ev message.Event
+			m.events.Receive(ctx, &ev)
+			m.onEvent(ctx, ev)
+		}
+	})
+	if !m.sendDone {
+		workflow.Go(ctx, m.send)
+	}
+	workflow.Go(ctx, m.deliverPostbacks)
+
+	for {
+		// One timer at a time, never cancelled: when it fires, it is re-armed if the
+		// deadline moved meanwhile. Status changes therefore cost no timer events.
+		timer := workflow.NewTimerWithOptions(ctx, m.state.TrackingUntil.Sub(workflow.Now(ctx)),
+			workflow.TimerOptions{Summary: "tracking window"})
+		if err := workflow.Await(ctx, func() bool { return timer.IsReady() || m.continueAsNewSuggested(ctx) }); err != nil {
+			return m.state, err
+		}
+		if !timer.IsReady() {
+			return m.state, m.continueAsNew(ctx)
+		}
+		if err := workflow.Await(ctx, m.idle); err != nil {
+			return m.state, err
+		}
+		m.drainEvents(ctx)
+		if m.idle() && !workflow.Now(ctx).Before(m.state.TrackingUntil) {
+			break
+		}
+	}
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return m.state, err
+	}
+	return m.state, nil
+}
+
+// idle: the send has an outcome and no postback is waiting or in flight.
+func (m *messageImpl) idle() bool {
+	return m.sendDone && !m.inFlight && m.nextPostback() < 0
+}
+
+func (m *messageImpl) continueAsNewSuggested(ctx workflow.Context) bool {
+	return workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+}
+
+// continueAsNew carries the state into a fresh run once nothing is in flight: the
+// in-flight postback (if any) finishes first, pending ones are carried.
+func (m *messageImpl) continueAsNew(ctx workflow.Context) error {
+	m.draining = true
+	if err := workflow.Await(ctx, func() bool { return m.sendDone && !m.inFlight }); err != nil {
+		return err
+	}
+	m.drainEvents(ctx)
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	next := m.in
+	carried := m.state
+	next.Carried = &carried
+	return workflow.NewContinueAsNewError(ctx, MessageWorkflow, next)
+}
+
+// drainEvents applies the events already delivered to this workflow task, so that
+// none is lost when the workflow completes or continues as new.
+func (m *messageImpl) drainEvents(ctx workflow.Context) {
+	var ev message.Event
+	for m.events.ReceiveAsync(&ev) {
+		m.onEvent(ctx, ev)
+		ev = message.Event{}
+	}
+}
+
+// onEvent records an ESP event and applies it, unless it is a duplicate. Events that
+// arrive before the send outcome is known are held and applied after it.
+func (m *messageImpl) onEvent(ctx workflow.Context, ev message.Event) {
+	key := ev.DedupeKey()
+	if m.seen[key] {
+		m.state.DuplicateEvents++
+		return
+	}
+	m.seen[key] = true
+	m.state.Events = append(m.state.Events, EventRecord{
+		Provider: ev.Provider, Type: ev.Type, RawType: ev.RawType, ID: ev.ID,
+		Timestamp: ev.Timestamp, ReceivedAt: ev.ReceivedAt, Reason: ev.Reason,
+	})
+	idx := len(m.state.Events) - 1
+	if !m.sendDone {
+		m.state.Events[idx].Note = "held until the ESP answers the send"
+		m.held = append(m.held, idx)
+		return
+	}
+	m.apply(ctx, idx)
+}
+
+// apply runs event idx of the timeline through the status rules.
+func (m *messageImpl) apply(ctx workflow.Context, idx int) {
+	rec := &m.state.Events[idx]
+	rec.Note = ""
+	to, changed := message.Next(m.state.Status, rec.Type)
+	if !changed {
+		if isStatusEvent(rec.Type) {
+			rec.Note = "status already " + string(m.state.Status)
+		}
+		return
+	}
+	rec.ChangedStatus = true
+	at := rec.Timestamp
+	if at.IsZero() {
+		at = rec.ReceivedAt
+	}
+	m.changeStatus(ctx, to, at, rec.Reason)
+}
+
+func isStatusEvent(t message.EventType) bool {
+	switch t {
+	case message.EventSent, message.EventProcessed, message.EventDelivered, message.EventBounced, message.EventAborted:
+		return true
+	}
+	return false
+}
+
+func (m *messageImpl) changeStatus(ctx workflow.Context, to message.Status, at time.Time, reason string) {
+	now := workflow.Now(ctx)
+	m.state.Status = to
+	m.state.UpdatedAt = now
+	m.state.TrackingUntil = now.Add(m.in.Policy.TrackingWindow)
+	if to == message.StatusBounced || to == message.StatusAborted {
+		m.state.Reason = reason
+	}
+	id := message.Identity{DispatchID: m.state.DispatchID, ExternalSendID: m.state.ExternalSendID, CampaignAPIID: m.state.CampaignAPIID}
+	pb := PostbackRecord{
+		Seq:    len(m.state.Postbacks) + 1,
+		Status: to,
+		URL:    m.in.PostbackURL,
+		State:  PostbackPending,
+		Body:   message.NewPostback(id, to, at, reason, m.state.SendTimes),
+	}
+	if pb.URL == "" {
+		pb.State, pb.LastError = PostbackSkipped, "no postback endpoint: set postback_url or DISPATCHFLOW_POSTBACK_URL"
+	}
+	m.state.Postbacks = append(m.state.Postbacks, pb)
+	workflow.GetLogger(ctx).Info("status changed", "dispatch_id", m.state.DispatchID, "status", to)
+}
+
+// send hands the email to the ESP and applies the outcome as our own event, then
+// the ESP events held meanwhile.
+func (m *messageImpl) send(ctx workflow.Context) {
+	var a *activities.Activities
+	req := m.in.Request
+	in := activities.SendInput{Email: esp.Email{
+		DispatchID: m.state.DispatchID, From: req.From, To: req.To, Subject: req.Subject, Text: req.Text, HTML: req.HTML,
+	}}
+	var res activities.SendResult
+	_, err := execute(ctx, a.Send, in, &res, callOptions{
+		Summary:      "hand the email to the ESP",
+		FirstTimeout: 10 * time.Second,
+		Timeout:      30 * time.Second,
+		Retry:        retryPolicyWithin(m.in.Policy.SendRetryWindow, time.Second, 5*time.Minute),
+	})
+	now := workflow.Now(ctx)
+	rec := EventRecord{Provider: "dispatchflow", ID: "send", ReceivedAt: now, Timestamp: now}
+	if err == nil {
+		m.state.ESP = &res.Receipt
+		m.state.SendTimes.ExecutedAt, m.state.SendTimes.SentAt = res.ExecutedAt, res.SentAt
+		rec.Provider, rec.Type, rec.RawType, rec.Timestamp = res.Receipt.Provider, message.EventSent, res.Receipt.Response, res.SentAt
+	} else {
+		rec.Type, rec.Reason = message.EventAborted, sendFailureReason(err)
+	}
+	m.state.Events = append(m.state.Events, rec)
+	m.sendDone = true
+	m.apply(ctx, len(m.state.Events)-1)
+	for _, idx := range m.held {
+		m.apply(ctx, idx)
+	}
+	m.held = nil
+}
+
+func sendFailureReason(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.Type() == activities.ErrRefused {
+		return appErr.Message()
+	}
+	return "ESP unavailable: " + lastErrorMessage(err)
+}
+
+// nextPostback is the index of the first postback still to send, or -1.
+func (m *messageImpl) nextPostback() int {
+	for i, p := range m.state.Postbacks {
+		if p.State == PostbackPending || p.State == PostbackDelivering {
+			return i
+		}
+	}
+	return -1
+}
+
+// deliverPostbacks sends postbacks one at a time, in status order: postback N+1
+// waits until N is delivered or given up. It runs beside the event intake, so an
+// endpoint that is down never stops events from being applied.
+func (m *messageImpl) deliverPostbacks(ctx workflow.Context) {
+	var a *activities.Activities
+	for {
+		var i int
+		_ = workflow.Await(ctx, func() bool {
+			i = m.nextPostback()
+			return i >= 0 && !m.draining
+		})
+		m.inFlight = true
+		m.state.Postbacks[i].State = PostbackDelivering
+		p := m.state.Postbacks[i]
+		var res activities.PostbackResult
+		retry := retryPolicyWithin(m.in.Policy.PostbackRetryWindow, time.Second, 10*time.Minute)
+		fellBack, err := execute(ctx, a.Postback, activities.PostbackInput{URL: p.URL, Body: p.Body}, &res, callOptions{
+			ActivityID:   PostbackActivityID(p.Seq),
+			Summary:      fmt.Sprintf("postback %d: %s", p.Seq, p.Status),
+			FirstTimeout: 3 * time.Second,
+			Timeout:      15 * time.Second,
+			Retry:        retry,
+		})
+		rec := &m.state.Postbacks[i]
+		// The local first attempt, plus the regular activity's attempts.
+		rec.Attempts = 1
+		switch {
+		case err == nil && fellBack:
+			rec.Attempts += int(res.Attempt)
+		case err != nil && fellBack:
+			rec.Attempts += int(retry.MaximumAttempts)
+		}
+		if err == nil {
+			rec.State, rec.DeliveredAt, rec.LastError = PostbackDelivered, res.DeliveredAt, ""
+		} else {
+			rec.State, rec.LastError = PostbackFailed, lastErrorMessage(err)
+			workflow.GetLogger(ctx).Warn("postback given up", "dispatch_id", m.state.DispatchID, "seq", rec.Seq, "error", rec.LastError)
+		}
+		m.inFlight = false
+	}
+}
+
+// lastErrorMessage digs the activity's own message out of Temporal's wrapping.
+func lastErrorMessage(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Message()
+	}
+	var timeoutErr *temporal.TimeoutError
+	if errors.As(err, &timeoutErr) {
+		return "timed out (" + timeoutErr.TimeoutType().String() + ")"
+	}
+	return err.Error()
+}

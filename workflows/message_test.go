@@ -1,0 +1,909 @@
+package workflows_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/dispatchflow/dispatchflow/activities"
+	"github.com/dispatchflow/dispatchflow/esp"
+	"github.com/dispatchflow/dispatchflow/message"
+	"github.com/dispatchflow/dispatchflow/workflows"
+)
+
+// t0 is the workflow start time of every test: the mock clock starts there.
+var t0 = time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
+
+const (
+	testDispatchID = "acf471119f7449d579e8089032003ded"
+	testURL        = "https://postbacks.example.test/hook"
+	testProvider   = "sandbox"
+)
+
+// Send's default answer: fixed times so the sent postback can be compared exactly.
+var (
+	okReceipt  = esp.Receipt{Provider: testProvider, MessageID: "esp-42", Response: "250 2.0.0 Ok: queued as 4BC"}
+	executedAt = t0.Add(100 * time.Millisecond)
+	sentAt     = t0.Add(900 * time.Millisecond)
+)
+
+func testInput() workflows.MessageInput {
+	return workflows.MessageInput{
+		DispatchID: testDispatchID,
+		Request: message.SendRequest{
+			To: "Ann <ann@example.com>", From: "noreply@example.com", Subject: "Hello", Text: "Hi Ann",
+			ExternalSendID: "34a2ceb3cf6184132f3d816e9984269a", CampaignAPIID: "417220e4-5a2a-b634-7f7d-9ec891532368",
+		},
+		ReceivedAt:  t0.Add(-2 * time.Second),
+		PostbackURL: testURL,
+		Policy: workflows.Policy{
+			TrackingWindow:      time.Hour,
+			PostbackRetryWindow: 2 * time.Hour,
+			SendRetryWindow:     30 * time.Minute,
+		},
+	}
+}
+
+// activityCall is one call of a mocked activity, as the mock saw it.
+type activityCall struct {
+	At      time.Time // mock clock when the call returned
+	Local   bool      // run as a local activity
+	Attempt int32
+	Status  message.Status // Postback only: the body's status
+	Input   activities.PostbackInput
+	Err     error
+}
+
+// harness runs one Message workflow in a test environment with Send and Postback
+// mocked. The mocks record every call; sendFn and postbackFn decide the outcomes
+// (nil: success).
+type harness struct {
+	t   *testing.T
+	env *testsuite.TestWorkflowEnvironment
+	in  workflows.MessageInput
+
+	// sendFn answers Send call n (0-based, local and regular attempts counted together).
+	sendFn func(n int) (activities.SendResult, error)
+	// sendDelay is how long (on the workflow clock) Send call n takes.
+	sendDelay func(n int) time.Duration
+	// postbackFn answers one Postback attempt at mock time now.
+	postbackFn func(in activities.PostbackInput, now time.Time) error
+
+	mu      sync.Mutex
+	sends   []activityCall
+	posts   []activityCall
+	queries map[string]workflows.State
+	qerrs   []error
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	env.SetStartTime(t0)
+	return &harness{t: t, env: env, in: testInput(), queries: map[string]workflows.State{}}
+}
+
+func (h *harness) installMocks() {
+	acts := &activities.Activities{}
+	h.env.RegisterActivity(acts)
+	sendCalls := 0
+	h.env.OnActivity(acts.Send, mock.Anything, mock.Anything).AfterFn(func() time.Duration {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		n := sendCalls
+		sendCalls++
+		if h.sendDelay == nil {
+			return 0
+		}
+		return h.sendDelay(n)
+	}).Return(func(ctx context.Context, in activities.SendInput) (activities.SendResult, error) {
+		info := activity.GetInfo(ctx)
+		h.mu.Lock()
+		n := len(h.sends)
+		fn := h.sendFn
+		h.mu.Unlock()
+		res, err := activities.SendResult{Receipt: okReceipt, ExecutedAt: executedAt, SentAt: sentAt}, error(nil)
+		if fn != nil {
+			res, err = fn(n)
+		}
+		h.mu.Lock()
+		h.sends = append(h.sends, activityCall{At: h.env.Now(), Local: info.IsLocalActivity, Attempt: info.Attempt, Err: err})
+		h.mu.Unlock()
+		return res, err
+	})
+	h.env.OnActivity(acts.Postback, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, in activities.PostbackInput) (activities.PostbackResult, error) {
+			info := activity.GetInfo(ctx)
+			now := h.env.Now()
+			var err error
+			if h.postbackFn != nil {
+				err = h.postbackFn(in, now)
+			}
+			h.mu.Lock()
+			h.posts = append(h.posts, activityCall{At: now, Local: info.IsLocalActivity, Attempt: info.Attempt, Status: in.Body.Status, Input: in, Err: err})
+			h.mu.Unlock()
+			if err != nil {
+				return activities.PostbackResult{}, err
+			}
+			return activities.PostbackResult{StatusCode: 200, Attempt: info.Attempt, DeliveredAt: now}, nil
+		})
+}
+
+// event is an ESP event of the test provider.
+func event(typ message.EventType, id string) message.Event {
+	return message.Event{DispatchID: testDispatchID, Provider: testProvider, Type: typ, ID: id}
+}
+
+// signalAt signals ev at t0+d. Unset times are filled: ReceivedAt is the signal time,
+// Timestamp two seconds earlier.
+func (h *harness) signalAt(d time.Duration, ev message.Event) {
+	h.env.RegisterDelayedCallback(func() {
+		if ev.ReceivedAt.IsZero() {
+			ev.ReceivedAt = h.env.Now()
+		}
+		if ev.Timestamp.IsZero() {
+			ev.Timestamp = ev.ReceivedAt.Add(-2 * time.Second)
+		}
+		h.env.SignalWorkflow(workflows.SignalEvent, ev)
+	}, d)
+}
+
+// queryAt queries the state at t0+d under name; see query.
+func (h *harness) queryAt(d time.Duration, name string) {
+	h.env.RegisterDelayedCallback(func() {
+		var st workflows.State
+		v, err := h.env.QueryWorkflow(workflows.QueryState)
+		if err == nil {
+			err = v.Get(&st)
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if err != nil {
+			h.qerrs = append(h.qerrs, fmt.Errorf("query %s: %w", name, err))
+			return
+		}
+		h.queries[name] = st
+	}, d)
+}
+
+func (h *harness) query(name string) workflows.State {
+	h.t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	require.Empty(h.t, h.qerrs)
+	st, ok := h.queries[name]
+	require.Truef(h.t, ok, "query %q did not run", name)
+	return st
+}
+
+// execute runs the workflow to its end.
+func (h *harness) execute() {
+	h.t.Helper()
+	h.installMocks()
+	h.env.ExecuteWorkflow(workflows.Message, h.in)
+	require.True(h.t, h.env.IsWorkflowCompleted(), "workflow did not complete")
+}
+
+// result runs the workflow and returns its final State; the workflow must succeed.
+func (h *harness) result() workflows.State {
+	h.t.Helper()
+	h.execute()
+	require.NoError(h.t, h.env.GetWorkflowError())
+	var st workflows.State
+	require.NoError(h.t, h.env.GetWorkflowResult(&st))
+	return st
+}
+
+func (h *harness) elapsed() time.Duration { return h.env.Now().Sub(t0) }
+
+func (h *harness) postCalls() []activityCall {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.posts)
+}
+
+func (h *harness) sendCalls() []activityCall {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.sends)
+}
+
+// statuses of postbacks, of postback calls that succeeded, of events.
+func pbStatuses(ps []workflows.PostbackRecord) []message.Status {
+	out := []message.Status{}
+	for _, p := range ps {
+		out = append(out, p.Status)
+	}
+	return out
+}
+
+func okCallStatuses(calls []activityCall) []message.Status {
+	out := []message.Status{}
+	for _, c := range calls {
+		if c.Err == nil {
+			out = append(out, c.Status)
+		}
+	}
+	return out
+}
+
+func eventTypes(evs []workflows.EventRecord) []message.EventType {
+	out := []message.EventType{}
+	for _, e := range evs {
+		out = append(out, e.Type)
+	}
+	return out
+}
+
+func identity() message.Identity {
+	in := testInput()
+	return message.Identity{DispatchID: in.DispatchID, ExternalSendID: in.Request.ExternalSendID, CampaignAPIID: in.Request.CampaignAPIID}
+}
+
+// metadataKeys is the set of keys of the postback body's metadata object, as posted.
+func metadataKeys(t *testing.T, p message.Postback) []string {
+	t.Helper()
+	b, err := json.Marshal(p)
+	require.NoError(t, err)
+	var m struct {
+		Metadata map[string]any `json:"metadata"`
+	}
+	require.NoError(t, json.Unmarshal(b, &m))
+	keys := []string{}
+	for k := range m.Metadata {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func sorted(s ...string) []string { sort.Strings(s); return s }
+
+var statusEvents = map[message.EventType]bool{
+	message.EventSent: true, message.EventProcessed: true, message.EventDelivered: true,
+	message.EventBounced: true, message.EventAborted: true,
+}
+
+// 1. Happy path.
+func TestMessageHappyPath(t *testing.T) {
+	h := newHarness(t)
+	h.signalAt(time.Minute, event(message.EventProcessed, "ev-processed"))
+	h.signalAt(3*time.Minute, event(message.EventDelivered, "ev-delivered"))
+	st := h.result()
+
+	require.Equal(t, message.StatusDelivered, st.Status, "final status")
+	require.Equal(t, testDispatchID, st.DispatchID)
+	require.Equal(t, "ann@example.com", st.Recipient)
+	require.Equal(t, &okReceipt, st.ESP)
+	wantTimes := message.SendTimes{ReceivedAt: testInput().ReceivedAt, EnqueuedAt: t0, ExecutedAt: executedAt, SentAt: sentAt}
+	require.Equal(t, wantTimes, st.SendTimes)
+
+	require.Equal(t, []message.EventType{message.EventSent, message.EventProcessed, message.EventDelivered}, eventTypes(st.Events))
+	for i, e := range st.Events {
+		require.Truef(t, e.ChangedStatus, "event %d (%s): got ChangedStatus false, want true", i, e.Type)
+		require.Emptyf(t, e.Note, "event %d (%s) note", i, e.Type)
+	}
+	require.Equal(t, "ev-processed", st.Events[1].ID)
+	require.Equal(t, t0.Add(time.Minute), st.Events[1].ReceivedAt)
+	require.Equal(t, 0, st.DuplicateEvents)
+
+	// The postbacks, in order, with the bodies of message.NewPostback.
+	wantAt := map[message.Status]time.Time{
+		message.StatusSent:      sentAt,
+		message.StatusProcessed: t0.Add(time.Minute - 2*time.Second),
+		message.StatusDelivered: t0.Add(3*time.Minute - 2*time.Second),
+	}
+	base := []string{"campaign_api_id", "external_send_id"}
+	wantKeys := map[message.Status][]string{
+		message.StatusSent:      sorted(append(slices.Clone(base), "received_at", "enqueued_at", "executed_at", "sent_at")...),
+		message.StatusProcessed: sorted(append(slices.Clone(base), "processed_at")...),
+		message.StatusDelivered: sorted(append(slices.Clone(base), "delivered_at")...),
+	}
+	order := []message.Status{message.StatusSent, message.StatusProcessed, message.StatusDelivered}
+	require.Equal(t, order, pbStatuses(st.Postbacks))
+	calls := h.postCalls()
+	require.Equal(t, order, okCallStatuses(calls), "postback calls")
+	require.Len(t, calls, 3, "postback calls (no retries expected)")
+	for i, s := range order {
+		want := message.NewPostback(identity(), s, wantAt[s], "", wantTimes)
+		rec := st.Postbacks[i]
+		require.Equalf(t, i+1, rec.Seq, "postback %s seq", s)
+		require.Equalf(t, want, rec.Body, "postback %s recorded body", s)
+		require.Equalf(t, want, calls[i].Input.Body, "postback %s posted body", s)
+		require.Equalf(t, testURL, calls[i].Input.URL, "postback %s url", s)
+		require.Truef(t, calls[i].Local, "postback %s: got a regular activity, want the local first attempt", s)
+		require.Equalf(t, wantKeys[s], metadataKeys(t, rec.Body), "postback %s metadata keys", s)
+		require.Equalf(t, workflows.PostbackDelivered, rec.State, "postback %s state", s)
+		require.Equalf(t, 1, rec.Attempts, "postback %s attempts", s)
+		require.Emptyf(t, rec.LastError, "postback %s last error", s)
+		require.Equalf(t, calls[i].At, rec.DeliveredAt, "postback %s delivered_at", s)
+		require.Equalf(t, testURL, rec.URL, "postback %s url", s)
+	}
+	// The sent body's metadata holds the seed's timestamps format.
+	b, err := json.Marshal(st.Postbacks[0].Body)
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"sent_at":"2024-05-01T10:00:00.900+00:00"`)
+
+	// Completes TrackingWindow after the last status change.
+	require.Equal(t, t0.Add(3*time.Minute), st.UpdatedAt)
+	require.Equal(t, t0.Add(3*time.Minute+time.Hour), st.TrackingUntil)
+	require.Equal(t, 3*time.Minute+time.Hour, h.elapsed(), "completion time after start")
+
+	sends := h.sendCalls()
+	require.Len(t, sends, 1)
+	require.True(t, sends[0].Local, "Send: got a regular activity, want the local attempt only")
+}
+
+// 2. Every rule of the transition table, through the workflow.
+func TestMessageTransitions(t *testing.T) {
+	// The documented table of message/status.go, written out again.
+	rules := map[message.Status]map[message.EventType]message.Status{
+		message.StatusSent: {
+			message.EventProcessed: message.StatusProcessed, message.EventDelivered: message.StatusDelivered,
+			message.EventOpen: message.StatusDelivered, message.EventClick: message.StatusDelivered,
+			message.EventBounced: message.StatusBounced, message.EventAborted: message.StatusAborted,
+		},
+		message.StatusProcessed: {
+			message.EventDelivered: message.StatusDelivered, message.EventOpen: message.StatusDelivered,
+			message.EventClick: message.StatusDelivered, message.EventBounced: message.StatusBounced,
+			message.EventAborted: message.StatusAborted,
+		},
+		message.StatusDelivered: {message.EventBounced: message.StatusBounced},
+		message.StatusBounced:   {},
+		message.StatusAborted:   {},
+	}
+	// How each starting status is reached after the send.
+	prefixes := map[message.Status][]message.EventType{
+		message.StatusSent:      nil,
+		message.StatusProcessed: {message.EventProcessed},
+		message.StatusDelivered: {message.EventDelivered},
+		message.StatusBounced:   {message.EventBounced},
+		message.StatusAborted:   {message.EventAborted},
+	}
+	for _, from := range []message.Status{message.StatusSent, message.StatusProcessed, message.StatusDelivered, message.StatusBounced, message.StatusAborted} {
+		for _, on := range message.EventTypes {
+			want, changes := rules[from][on]
+			if !changes {
+				want = from
+			}
+			t.Run(fmt.Sprintf("%s+%s", from, on), func(t *testing.T) {
+				t.Parallel()
+				h := newHarness(t)
+				prefix := prefixes[from]
+				for i, typ := range prefix {
+					ev := event(typ, fmt.Sprintf("prefix-%d", i))
+					ev.Reason = "prefix reason"
+					h.signalAt(time.Duration(i+1)*time.Minute, ev)
+				}
+				last := event(on, "last")
+				last.Reason = "last reason"
+				h.signalAt(10*time.Minute, last)
+				st := h.result()
+
+				require.Equalf(t, want, st.Status, "status after %s then %s", from, on)
+				wantPostbacks := 1 + len(prefix)
+				if changes {
+					wantPostbacks++
+				}
+				require.Lenf(t, st.Postbacks, wantPostbacks, "postbacks: got %v", pbStatuses(st.Postbacks))
+				require.Equal(t, want, st.Postbacks[len(st.Postbacks)-1].Status, "last postback")
+				require.Len(t, st.Events, 2+len(prefix))
+				rec := st.Events[len(st.Events)-1]
+				require.Equal(t, on, rec.Type)
+				require.Equal(t, changes, rec.ChangedStatus, "ChangedStatus")
+				switch {
+				case changes:
+					require.Empty(t, rec.Note)
+				case statusEvents[on]:
+					require.Equal(t, "status already "+string(from), rec.Note)
+				default:
+					require.Empty(t, rec.Note, "engagement/recorded-only events carry no note")
+				}
+				if changes && (want == message.StatusBounced || want == message.StatusAborted) {
+					require.Equal(t, "last reason", st.Reason)
+					require.Equal(t, "last reason", st.Postbacks[len(st.Postbacks)-1].Body.Metadata.Reason)
+				}
+				wantUpdated := t0.Add(time.Duration(len(prefix)) * time.Minute)
+				if changes {
+					wantUpdated = t0.Add(10 * time.Minute)
+				}
+				require.Equal(t, wantUpdated, st.UpdatedAt, "UpdatedAt")
+				require.Equal(t, wantUpdated.Sub(t0)+time.Hour, h.elapsed(), "completion after start")
+				for _, p := range st.Postbacks {
+					require.Equalf(t, workflows.PostbackDelivered, p.State, "postback %s", p.Status)
+				}
+				require.Equal(t, pbStatuses(st.Postbacks), okCallStatuses(h.postCalls()))
+			})
+		}
+	}
+
+	// From queued: the send outcome is the event.
+	queued := []struct {
+		name    string
+		sendErr error
+		want    message.Status
+	}{
+		{"queued+sent", nil, message.StatusSent},
+		{"queued+aborted", temporal.NewNonRetryableApplicationError("User not emailable", activities.ErrRefused, nil), message.StatusAborted},
+	}
+	for _, tc := range queued {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			if tc.sendErr != nil {
+				h.sendFn = func(int) (activities.SendResult, error) { return activities.SendResult{}, tc.sendErr }
+			}
+			st := h.result()
+			require.Equal(t, tc.want, st.Status)
+			require.Equal(t, []message.Status{tc.want}, pbStatuses(st.Postbacks))
+			require.Len(t, st.Events, 1)
+			require.True(t, st.Events[0].ChangedStatus)
+		})
+	}
+}
+
+// 3. Out of order: delivered before processed.
+func TestMessageOutOfOrder(t *testing.T) {
+	h := newHarness(t)
+	h.signalAt(time.Minute, event(message.EventDelivered, "d"))
+	h.signalAt(2*time.Minute, event(message.EventProcessed, "p"))
+	st := h.result()
+
+	require.Equal(t, message.StatusDelivered, st.Status)
+	require.Equal(t, []message.Status{message.StatusSent, message.StatusDelivered}, pbStatuses(st.Postbacks))
+	require.Equal(t, []message.Status{message.StatusSent, message.StatusDelivered}, okCallStatuses(h.postCalls()))
+	require.Equal(t, []message.EventType{message.EventSent, message.EventDelivered, message.EventProcessed}, eventTypes(st.Events))
+	late := st.Events[2]
+	require.False(t, late.ChangedStatus, "late processed: got ChangedStatus true, want false")
+	require.Equal(t, "status already delivered", late.Note)
+	// The late event does not restart the tracking window.
+	require.Equal(t, t0.Add(time.Minute), st.UpdatedAt)
+	require.Equal(t, time.Hour+time.Minute, h.elapsed())
+}
+
+// 4. Duplicates are recognised by Provider+ID.
+func TestMessageDuplicates(t *testing.T) {
+	tests := []struct {
+		name       string
+		second     time.Duration // when the second copy arrives
+		secondProv string
+		wantDup    int
+		wantEvents int
+	}{
+		{name: "same workflow task", second: time.Minute, secondProv: testProvider, wantDup: 1, wantEvents: 2},
+		{name: "later", second: 5 * time.Minute, secondProv: testProvider, wantDup: 1, wantEvents: 2},
+		{name: "other provider, same id is not a duplicate", second: 5 * time.Minute, secondProv: "generic", wantDup: 0, wantEvents: 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			h.signalAt(time.Minute, event(message.EventProcessed, "same-id"))
+			second := event(message.EventProcessed, "same-id")
+			second.Provider = tc.secondProv
+			h.signalAt(tc.second, second)
+			st := h.result()
+
+			require.Equal(t, tc.wantDup, st.DuplicateEvents, "DuplicateEvents")
+			require.Len(t, st.Events, tc.wantEvents)
+			require.Equal(t, message.StatusProcessed, st.Status)
+			require.Equal(t, []message.Status{message.StatusSent, message.StatusProcessed}, pbStatuses(st.Postbacks))
+			require.Equal(t, []message.Status{message.StatusSent, message.StatusProcessed}, okCallStatuses(h.postCalls()))
+		})
+	}
+}
+
+// 5. ESP events that arrive before the send outcome are held, then applied after it.
+func TestMessageEventsBeforeSendCompletes(t *testing.T) {
+	retryable := errors.New("sandbox: connection reset")
+	tests := []struct {
+		name      string
+		sendFn    func(n int) (activities.SendResult, error)
+		sendDelay func(n int) time.Duration
+		signals   []time.Duration // processed, delivered
+		queryAt   time.Duration   // while the send is pending
+		wantSends int
+	}{
+		{
+			// The local attempt is slow: the events reach the workflow while it runs.
+			name:      "slow local attempt",
+			sendDelay: func(n int) time.Duration { return 5 * time.Second },
+			signals:   []time.Duration{time.Second, 2 * time.Second},
+			queryAt:   3 * time.Second,
+			wantSends: 1,
+		},
+		{
+			// The local attempt and the first regular attempt fail; the events arrive
+			// during the retry backoff (1s).
+			name: "during send retry backoff",
+			sendFn: func(n int) (activities.SendResult, error) {
+				if n < 2 {
+					return activities.SendResult{}, retryable
+				}
+				return activities.SendResult{Receipt: okReceipt, ExecutedAt: executedAt, SentAt: sentAt}, nil
+			},
+			signals:   []time.Duration{200 * time.Millisecond, 400 * time.Millisecond},
+			queryAt:   600 * time.Millisecond,
+			wantSends: 3,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.sendFn, h.sendDelay = tc.sendFn, tc.sendDelay
+			h.signalAt(tc.signals[0], event(message.EventProcessed, "p"))
+			h.signalAt(tc.signals[1], event(message.EventDelivered, "d"))
+			h.queryAt(tc.queryAt, "held")
+			st := h.result()
+
+			held := h.query("held")
+			require.Equal(t, message.StatusQueued, held.Status, "status while the send is pending")
+			require.Empty(t, held.Postbacks, "postbacks while the send is pending")
+			require.Equal(t, []message.EventType{message.EventProcessed, message.EventDelivered}, eventTypes(held.Events))
+			for _, e := range held.Events {
+				require.Equal(t, "held until the ESP answers the send", e.Note)
+				require.False(t, e.ChangedStatus)
+			}
+
+			require.Len(t, h.sendCalls(), tc.wantSends, "Send calls")
+			require.Equal(t, message.StatusDelivered, st.Status)
+			order := []message.Status{message.StatusSent, message.StatusProcessed, message.StatusDelivered}
+			require.Equal(t, order, pbStatuses(st.Postbacks), "sent must be the first postback")
+			require.Equal(t, order, okCallStatuses(h.postCalls()))
+			// Timeline: held events in arrival order, then the send outcome; all applied.
+			require.Equal(t, []message.EventType{message.EventProcessed, message.EventDelivered, message.EventSent}, eventTypes(st.Events))
+			for _, e := range st.Events {
+				require.Truef(t, e.ChangedStatus, "event %s: got ChangedStatus false, want true", e.Type)
+				require.Emptyf(t, e.Note, "event %s note", e.Type)
+			}
+			// The processed postback carries the ESP's own timestamp, not the apply time.
+			require.Equal(t, st.Events[0].Timestamp, st.Postbacks[1].Body.Metadata.ProcessedAt.Time)
+		})
+	}
+}
+
+// 6. Permanent refusal aborts the message; later events change nothing.
+func TestMessageSendRefused(t *testing.T) {
+	h := newHarness(t)
+	h.sendFn = func(int) (activities.SendResult, error) {
+		return activities.SendResult{}, temporal.NewNonRetryableApplicationError("User not emailable", activities.ErrRefused, nil)
+	}
+	h.signalAt(5*time.Minute, event(message.EventDelivered, "d"))
+	h.signalAt(6*time.Minute, event(message.EventBounced, "b"))
+	st := h.result()
+
+	require.Equal(t, message.StatusAborted, st.Status)
+	require.Equal(t, "User not emailable", st.Reason)
+	require.Nil(t, st.ESP)
+	require.Len(t, h.sendCalls(), 1, "a refusal must not be retried")
+
+	require.Len(t, st.Postbacks, 1)
+	pb := st.Postbacks[0]
+	require.Equal(t, message.StatusAborted, pb.Status)
+	require.Equal(t, "User not emailable", pb.Body.Metadata.Reason)
+	require.Equal(t, t0, pb.Body.Metadata.AbortedAt.Time)
+	require.Equal(t, sorted("campaign_api_id", "external_send_id", "aborted_at", "reason"), metadataKeys(t, pb.Body))
+	require.Equal(t, workflows.PostbackDelivered, pb.State)
+	require.Equal(t, []message.Status{message.StatusAborted}, okCallStatuses(h.postCalls()))
+
+	require.Equal(t, []message.EventType{message.EventAborted, message.EventDelivered, message.EventBounced}, eventTypes(st.Events))
+	require.Equal(t, "dispatchflow", st.Events[0].Provider)
+	require.Equal(t, "User not emailable", st.Events[0].Reason)
+	for _, e := range st.Events[1:] {
+		require.Falsef(t, e.ChangedStatus, "event %s after abort changed the status", e.Type)
+		require.Equal(t, "status already aborted", e.Note)
+	}
+	require.Equal(t, time.Hour, h.elapsed(), "completion: tracking window after the abort")
+}
+
+// 7. Transient send failures are retried by the regular activity.
+func TestMessageSendRetried(t *testing.T) {
+	h := newHarness(t)
+	h.sendFn = func(n int) (activities.SendResult, error) {
+		if n < 2 {
+			return activities.SendResult{}, errors.New("sandbox: 503 try later")
+		}
+		return activities.SendResult{Receipt: okReceipt, ExecutedAt: executedAt, SentAt: sentAt}, nil
+	}
+	st := h.result()
+
+	require.Equal(t, message.StatusSent, st.Status)
+	sends := h.sendCalls()
+	require.Len(t, sends, 3, "Send calls")
+	require.True(t, sends[0].Local, "first Send call: got regular, want local")
+	for i, c := range sends[1:] {
+		require.Falsef(t, c.Local, "Send call %d: got local, want the regular activity", i+2)
+		require.Equal(t, int32(i+1), c.Attempt, "regular attempt")
+	}
+	require.Equal(t, []message.Status{message.StatusSent}, pbStatuses(st.Postbacks))
+	require.Equal(t, sentAt, st.SendTimes.SentAt)
+	require.Equal(t, &okReceipt, st.ESP)
+}
+
+// 7b. Transient failures for the whole send retry window abort the message.
+func TestMessageSendUnavailable(t *testing.T) {
+	h := newHarness(t)
+	h.sendFn = func(int) (activities.SendResult, error) {
+		return activities.SendResult{}, errors.New("sandbox: connection refused")
+	}
+	st := h.result()
+
+	require.Equal(t, message.StatusAborted, st.Status)
+	require.Equal(t, "ESP unavailable: sandbox: connection refused", st.Reason)
+	sends := h.sendCalls()
+	require.Greater(t, len(sends), 2)
+	last := sends[len(sends)-1].At
+	require.LessOrEqual(t, last.Sub(t0), testInput().Policy.SendRetryWindow, "last send attempt within the send retry window")
+	require.Greater(t, last.Sub(t0), testInput().Policy.SendRetryWindow/2, "send retried across the window")
+	require.Equal(t, []message.Status{message.StatusAborted}, pbStatuses(st.Postbacks))
+	require.Equal(t, st.Reason, st.Postbacks[0].Body.Metadata.Reason)
+}
+
+// 8. A delayed bounce turns delivered into bounced and restarts the tracking window.
+func TestMessageDelayedBounce(t *testing.T) {
+	h := newHarness(t)
+	h.in.Policy.TrackingWindow = 3 * time.Hour
+	bounceAt := 2*time.Hour + 10*time.Minute
+	h.signalAt(10*time.Minute, event(message.EventDelivered, "d"))
+	b := event(message.EventBounced, "b")
+	b.Reason = "550 5.1.1 user unknown"
+	h.signalAt(bounceAt, b)
+	st := h.result()
+
+	require.Equal(t, message.StatusBounced, st.Status)
+	require.Equal(t, "550 5.1.1 user unknown", st.Reason)
+	order := []message.Status{message.StatusSent, message.StatusDelivered, message.StatusBounced}
+	require.Equal(t, order, pbStatuses(st.Postbacks))
+	require.Equal(t, order, okCallStatuses(h.postCalls()))
+	bounced := st.Postbacks[2]
+	want := message.NewPostback(identity(), message.StatusBounced, t0.Add(bounceAt-2*time.Second), "550 5.1.1 user unknown", st.SendTimes)
+	require.Equal(t, want, bounced.Body)
+	require.Equal(t, sorted("campaign_api_id", "external_send_id", "bounced_at", "reason"), metadataKeys(t, bounced.Body))
+	require.Equal(t, t0.Add(bounceAt), st.UpdatedAt)
+	require.Equal(t, bounceAt+3*time.Hour, h.elapsed(), "completion: tracking window after the bounce")
+}
+
+// 9. An endpoint that is down does not block the intake, and postbacks stay in order.
+func TestMessagePostbackEndpointDown(t *testing.T) {
+	h := newHarness(t)
+	upAt := t0.Add(30 * time.Minute)
+	h.postbackFn = func(in activities.PostbackInput, now time.Time) error {
+		if now.Before(upAt) {
+			return temporal.NewApplicationError("postback to postbacks.example.test: endpoint answered 503 Service Unavailable", activities.ErrPostbackStatus, 503)
+		}
+		return nil
+	}
+	h.signalAt(time.Minute, event(message.EventProcessed, "p"))
+	h.signalAt(2*time.Minute, event(message.EventDelivered, "d"))
+	h.queryAt(10*time.Minute, "down")
+	st := h.result()
+
+	down := h.query("down")
+	require.Equal(t, message.StatusDelivered, down.Status, "status while the endpoint is down")
+	require.Equal(t, []message.Status{message.StatusSent, message.StatusProcessed, message.StatusDelivered}, pbStatuses(down.Postbacks))
+	require.Equal(t, workflows.PostbackDelivering, down.Postbacks[0].State)
+	require.Equal(t, workflows.PostbackPending, down.Postbacks[1].State)
+	require.Equal(t, workflows.PostbackPending, down.Postbacks[2].State)
+
+	calls := h.postCalls()
+	order := []message.Status{message.StatusSent, message.StatusProcessed, message.StatusDelivered}
+	require.Equal(t, order, okCallStatuses(calls))
+	// No call for postback N+1 before postback N succeeded.
+	done := 0 // postbacks delivered so far
+	for i, c := range calls {
+		require.Equalf(t, order[done], c.Status, "call %d at +%s: got a call for %s while %s is not delivered", i, c.At.Sub(t0), c.Status, order[done])
+		if c.Err == nil {
+			done++
+		}
+	}
+	sentCalls := 0
+	for _, c := range calls {
+		if c.Status == message.StatusSent {
+			sentCalls++
+			if c.Err != nil {
+				require.True(t, c.At.Before(upAt))
+			}
+		}
+	}
+	require.True(t, calls[0].Local && !calls[1].Local, "first attempt local, retries regular")
+
+	for _, p := range st.Postbacks {
+		require.Equalf(t, workflows.PostbackDelivered, p.State, "postback %s", p.Status)
+		require.Emptyf(t, p.LastError, "postback %s last error", p.Status)
+	}
+	require.Equal(t, sentCalls, st.Postbacks[0].Attempts, "sent postback attempts: got recorded, want calls made")
+	require.Equal(t, 1, st.Postbacks[1].Attempts)
+	require.False(t, st.Postbacks[0].DeliveredAt.Before(upAt), "sent postback delivered after the endpoint came back")
+	require.Equal(t, time.Hour+2*time.Minute, h.elapsed())
+}
+
+// 10. A postback is given up after the retry window; the next one is then sent.
+func TestMessagePostbackGivenUp(t *testing.T) {
+	h := newHarness(t)
+	const msg = "postback to postbacks.example.test: endpoint answered 503 Service Unavailable"
+	h.postbackFn = func(in activities.PostbackInput, now time.Time) error {
+		if in.Body.Status == message.StatusSent {
+			return temporal.NewApplicationError(msg, activities.ErrPostbackStatus, 503)
+		}
+		return nil
+	}
+	h.signalAt(time.Minute, event(message.EventProcessed, "p"))
+	h.queryAt(90*time.Minute, "retrying")
+	st := h.result()
+
+	retrying := h.query("retrying")
+	require.Equal(t, message.StatusProcessed, retrying.Status)
+	require.Equal(t, workflows.PostbackDelivering, retrying.Postbacks[0].State)
+	require.Equal(t, workflows.PostbackPending, retrying.Postbacks[1].State)
+
+	calls := h.postCalls()
+	var sentCalls int
+	var lastSent, firstProcessed time.Time
+	for _, c := range calls {
+		switch c.Status {
+		case message.StatusSent:
+			sentCalls++
+			lastSent = c.At
+		case message.StatusProcessed:
+			if firstProcessed.IsZero() {
+				firstProcessed = c.At
+			}
+		}
+	}
+	window := testInput().Policy.PostbackRetryWindow
+	require.LessOrEqual(t, lastSent.Sub(t0), window, "last attempt within the retry window")
+	require.Greater(t, lastSent.Sub(t0), window*3/4, "retried across the window")
+	require.False(t, firstProcessed.Before(lastSent), "processed postback attempted before sent was given up")
+
+	sent := st.Postbacks[0]
+	require.Equal(t, workflows.PostbackFailed, sent.State)
+	require.Equal(t, msg, sent.LastError)
+	require.Equal(t, sentCalls, sent.Attempts, "attempts: got recorded, want calls made")
+	require.True(t, sent.DeliveredAt.IsZero())
+	require.Equal(t, workflows.PostbackDelivered, st.Postbacks[1].State)
+	require.Equal(t, message.StatusProcessed, st.Status)
+	// Completes once the last postback is done: the tracking window had already passed.
+	require.Equal(t, calls[len(calls)-1].At, h.env.Now(), "completion time")
+}
+
+// 11. The workflow stays open TrackingWindow after the last status change.
+func TestMessageTrackingWindow(t *testing.T) {
+	tests := []struct {
+		name      string
+		window    time.Duration
+		delivered time.Duration // 0: no event after the send
+		late      time.Duration // a later event that changes nothing; 0: none
+		want      time.Duration
+	}{
+		{name: "after send only", window: time.Hour, want: time.Hour},
+		{name: "after delivered", window: time.Hour, delivered: 10 * time.Minute, want: time.Hour + 10*time.Minute},
+		{name: "late event does not extend", window: time.Hour, delivered: 10 * time.Minute, late: 50 * time.Minute, want: time.Hour + 10*time.Minute},
+		{name: "short window", window: 30 * time.Minute, delivered: 10 * time.Minute, want: 40 * time.Minute},
+		{name: "default window", window: 0, delivered: 10 * time.Minute, want: 72*time.Hour + 10*time.Minute},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			h.in.Policy.TrackingWindow = tc.window
+			wantStatus := message.StatusSent
+			if tc.delivered > 0 {
+				h.signalAt(tc.delivered, event(message.EventDelivered, "d"))
+				wantStatus = message.StatusDelivered
+			}
+			if tc.late > 0 {
+				h.signalAt(tc.late, event(message.EventOpen, "o"))
+			}
+			h.queryAt(tc.want-time.Minute, "open")
+			st := h.result()
+
+			open := h.query("open")
+			require.Equal(t, wantStatus, open.Status, "status a minute before the end")
+			require.Equal(t, t0.Add(tc.want), open.TrackingUntil)
+			require.Equal(t, tc.want, h.elapsed(), "completion after start")
+			require.Equal(t, wantStatus, st.Status)
+		})
+	}
+}
+
+// 12. Continue-as-new carries the state into a new run, which finishes the job.
+func TestMessageContinueAsNew(t *testing.T) {
+	h := newHarness(t)
+	h.signalAt(time.Minute, event(message.EventProcessed, "p"))
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SetContinueAsNewSuggested(true)
+		ev := event(message.EventDelivered, "d")
+		ev.ReceivedAt = h.env.Now()
+		ev.Timestamp = ev.ReceivedAt.Add(-2 * time.Second)
+		h.env.SignalWorkflow(workflows.SignalEvent, ev)
+	}, 2*time.Minute)
+	h.execute()
+
+	err := h.env.GetWorkflowError()
+	require.Error(t, err)
+	require.True(t, workflow.IsContinueAsNewError(err), "got %v, want a continue-as-new", err)
+	var canErr *workflow.ContinueAsNewError
+	require.True(t, errors.As(err, &canErr))
+	require.Equal(t, workflows.MessageWorkflow, canErr.WorkflowType.Name)
+	var next workflows.MessageInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(canErr.Input, &next))
+	require.NotNil(t, next.Carried, "carried state")
+	require.Equal(t, testDispatchID, next.DispatchID)
+	require.Equal(t, testURL, next.PostbackURL)
+	carried := *next.Carried
+	require.Equal(t, message.StatusDelivered, carried.Status)
+	require.Equal(t, []message.EventType{message.EventSent, message.EventProcessed, message.EventDelivered}, eventTypes(carried.Events))
+	require.Equal(t, []message.Status{message.StatusSent, message.StatusProcessed, message.StatusDelivered}, pbStatuses(carried.Postbacks))
+	posted := map[message.Status]bool{}
+	for _, c := range h.postCalls() {
+		if c.Err == nil {
+			posted[c.Status] = true
+		}
+	}
+	for _, p := range carried.Postbacks {
+		switch p.State {
+		case workflows.PostbackDelivered:
+			require.Truef(t, posted[p.Status], "postback %s carried as delivered but never posted", p.Status)
+		case workflows.PostbackPending:
+			require.Falsef(t, posted[p.Status], "postback %s posted but carried as pending", p.Status)
+		default:
+			t.Fatalf("postback %s carried in state %q, want delivered or pending", p.Status, p.State)
+		}
+	}
+	require.Equal(t, workflows.PostbackDelivered, carried.Postbacks[0].State)
+	require.Equal(t, workflows.PostbackDelivered, carried.Postbacks[1].State)
+
+	// The next run: no second send, pending postbacks delivered, dedupe kept.
+	h2 := newHarness(t)
+	h2.env.SetStartTime(h.env.Now())
+	h2.in = next
+	h2.signalAt(time.Minute, event(message.EventProcessed, "p")) // duplicate of run 1's
+	st := h2.result()
+	require.Empty(t, h2.sendCalls(), "the next run must not send again")
+	require.Equal(t, message.StatusDelivered, st.Status)
+	require.Len(t, st.Events, 3)
+	require.Equal(t, 1, st.DuplicateEvents)
+	for _, p := range st.Postbacks {
+		require.Equalf(t, workflows.PostbackDelivered, p.State, "postback %s", p.Status)
+	}
+	var all []message.Status
+	all = append(all, okCallStatuses(h.postCalls())...)
+	all = append(all, okCallStatuses(h2.postCalls())...)
+	require.Equal(t, []message.Status{message.StatusSent, message.StatusProcessed, message.StatusDelivered}, all, "each postback posted once across runs")
+	require.Equal(t, t0.Add(2*time.Minute+time.Hour), h2.env.Now(), "completion: tracking window after the last change of run 1")
+}
+
+// 13. Without an endpoint, postbacks are recorded as skipped and never posted.
+func TestMessageNoPostbackEndpoint(t *testing.T) {
+	h := newHarness(t)
+	h.in.PostbackURL = ""
+	h.signalAt(time.Minute, event(message.EventProcessed, "p"))
+	h.signalAt(2*time.Minute, event(message.EventDelivered, "d"))
+	st := h.result()
+
+	require.Equal(t, message.StatusDelivered, st.Status)
+	require.Equal(t, []message.Status{message.StatusSent, message.StatusProcessed, message.StatusDelivered}, pbStatuses(st.Postbacks))
+	for _, p := range st.Postbacks {
+		require.Equalf(t, workflows.PostbackSkipped, p.State, "postback %s", p.Status)
+		require.Emptyf(t, p.URL, "postback %s url", p.Status)
+		require.NotEmptyf(t, p.LastError, "postback %s should say why it was skipped", p.Status)
+		require.Zerof(t, p.Attempts, "postback %s attempts", p.Status)
+	}
+	require.Empty(t, h.postCalls(), "Postback activity calls")
+	require.Equal(t, time.Hour+2*time.Minute, h.elapsed())
+}
