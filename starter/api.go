@@ -104,6 +104,7 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 	in := workflows.MessageInput{
 		DispatchID:  id,
 		Request:     req,
+		Recipient:   req.Recipient(),
 		ReceivedAt:  a.now().UTC(),
 		PostbackURL: postbackURL,
 		Policy: workflows.Policy{

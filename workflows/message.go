@@ -55,6 +55,9 @@ func (p Policy) withDefaults() Policy {
 type MessageInput struct {
 	DispatchID string              `json:"dispatch_id"`
 	Request    message.SendRequest `json:"request"`
+	// Recipient is the bare address of Request.To (parsed by the API: address
+	// parsing is not deterministic enough for workflow code, per workflowcheck).
+	Recipient string `json:"recipient"`
 	// ReceivedAt is when the API received the request (the sent postback's received_at).
 	ReceivedAt time.Time `json:"received_at"`
 	// PostbackURL is the resolved endpoint (the request's override or the default);
@@ -173,7 +176,7 @@ func newMessageImpl(ctx workflow.Context, in MessageInput) *messageImpl {
 		Status:         message.StatusQueued,
 		ExternalSendID: in.Request.ExternalSendID,
 		CampaignAPIID:  in.Request.CampaignAPIID,
-		Recipient:      in.Request.Recipient(),
+		Recipient:      in.Recipient,
 		SendTimes:      message.SendTimes{ReceivedAt: in.ReceivedAt, EnqueuedAt: workflow.GetInfo(ctx).WorkflowStartTime},
 		UpdatedAt:      now,
 		TrackingUntil:  now.Add(in.Policy.TrackingWindow),
@@ -193,11 +196,13 @@ func (m *messageImpl) setup(ctx workflow.Context) error {
 }
 
 func (m *messageImpl) run(ctx workflow.Context) (State, error) {
+	// The intake waits for buffered events rather than blocking in Receive: a
+	// blocked Receive is handed a signal directly, outside the channel's buffer,
+	// where the final drainEvents of a completing run could not see it.
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
-			var ev message.Event
-			m.events.Receive(ctx, &ev)
-			m.onEvent(ctx, ev)
+			_ = workflow.Await(ctx, func() bool { return m.events.Len() > 0 })
+			m.drainEvents(ctx)
 		}
 	})
 	if !m.sendDone {
@@ -418,8 +423,11 @@ func (m *messageImpl) deliverPostbacks(ctx workflow.Context) {
 		switch {
 		case err == nil && fellBack:
 			rec.Attempts += int(res.Attempt)
-		case err != nil && fellBack:
+		case err != nil && fellBack && retryable(err):
+			// A retryable failure that ended the activity: the policy ran out.
 			rec.Attempts += int(retry.MaximumAttempts)
+		case err != nil && fellBack:
+			rec.Attempts++ // failed for good on a retry; its number is not reported
 		}
 		if err == nil {
 			rec.State, rec.DeliveredAt, rec.LastError = PostbackDelivered, res.DeliveredAt, ""

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"slices"
 	"sort"
 	"sync"
@@ -15,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
+	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -48,6 +51,7 @@ func testInput() workflows.MessageInput {
 			To: "Ann <ann@example.com>", From: "noreply@example.com", Subject: "Hello", Text: "Hi Ann",
 			ExternalSendID: "34a2ceb3cf6184132f3d816e9984269a", CampaignAPIID: "417220e4-5a2a-b634-7f7d-9ec891532368",
 		},
+		Recipient:   "ann@example.com",
 		ReceivedAt:  t0.Add(-2 * time.Second),
 		PostbackURL: testURL,
 		Policy: workflows.Policy{
@@ -63,14 +67,20 @@ type activityCall struct {
 	At      time.Time // mock clock when the call returned
 	Local   bool      // run as a local activity
 	Attempt int32
-	Status  message.Status // Postback only: the body's status
-	Input   activities.PostbackInput
+	Status  message.Status           // Postback only: the body's status
+	Input   activities.PostbackInput // Postback only
+	SendIn  activities.SendInput     // Send only
 	Err     error
 }
 
 // harness runs one Message workflow in a test environment with Send and Postback
 // mocked. The mocks record every call; sendFn and postbackFn decide the outcomes
 // (nil: success).
+//
+// The workflow calls the activities through a nil *activities.Activities; the test
+// environment names them "Send" and "Postback" either way, and OnActivity mocks
+// match by that name for local activities (the first attempt) and regular ones (the
+// retries) alike. activity.GetInfo(ctx).IsLocalActivity tells which path ran.
 type harness struct {
 	t   *testing.T
 	env *testsuite.TestWorkflowEnvironment
@@ -93,6 +103,8 @@ type harness struct {
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	var suite testsuite.WorkflowTestSuite
+	// The SDK's debug lines drown failures; warnings and errors still show.
+	suite.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 	env := suite.NewTestWorkflowEnvironment()
 	env.SetStartTime(t0)
 	return &harness{t: t, env: env, in: testInput(), queries: map[string]workflows.State{}}
@@ -122,7 +134,7 @@ func (h *harness) installMocks() {
 			res, err = fn(n)
 		}
 		h.mu.Lock()
-		h.sends = append(h.sends, activityCall{At: h.env.Now(), Local: info.IsLocalActivity, Attempt: info.Attempt, Err: err})
+		h.sends = append(h.sends, activityCall{At: h.env.Now(), Local: info.IsLocalActivity, Attempt: info.Attempt, SendIn: in, Err: err})
 		h.mu.Unlock()
 		return res, err
 	})
@@ -274,6 +286,25 @@ func metadataKeys(t *testing.T, p message.Postback) []string {
 
 func sorted(s ...string) []string { sort.Strings(s); return s }
 
+// jsonEqual requires want and got to marshal to the same JSON: bodies are compared as
+// they are posted (times decoded from history may differ in *time.Location only).
+func jsonEqual(t *testing.T, want, got any, msgAndArgs ...any) {
+	t.Helper()
+	w, err := json.Marshal(want)
+	require.NoError(t, err)
+	g, err := json.Marshal(got)
+	require.NoError(t, err)
+	require.JSONEq(t, string(w), string(g), msgAndArgs...)
+}
+
+// sameTime requires want and got to be the same instant.
+func sameTime(t *testing.T, want, got time.Time, msgAndArgs ...any) {
+	t.Helper()
+	if !want.Equal(got) {
+		require.Failf(t, "times differ", "got %s, want %s: %s", got.UTC(), want.UTC(), fmt.Sprint(msgAndArgs...))
+	}
+}
+
 var statusEvents = map[message.EventType]bool{
 	message.EventSent: true, message.EventProcessed: true, message.EventDelivered: true,
 	message.EventBounced: true, message.EventAborted: true,
@@ -291,7 +322,7 @@ func TestMessageHappyPath(t *testing.T) {
 	require.Equal(t, "ann@example.com", st.Recipient)
 	require.Equal(t, &okReceipt, st.ESP)
 	wantTimes := message.SendTimes{ReceivedAt: testInput().ReceivedAt, EnqueuedAt: t0, ExecutedAt: executedAt, SentAt: sentAt}
-	require.Equal(t, wantTimes, st.SendTimes)
+	jsonEqual(t, wantTimes, st.SendTimes, "send times")
 
 	require.Equal(t, []message.EventType{message.EventSent, message.EventProcessed, message.EventDelivered}, eventTypes(st.Events))
 	for i, e := range st.Events {
@@ -299,7 +330,7 @@ func TestMessageHappyPath(t *testing.T) {
 		require.Emptyf(t, e.Note, "event %d (%s) note", i, e.Type)
 	}
 	require.Equal(t, "ev-processed", st.Events[1].ID)
-	require.Equal(t, t0.Add(time.Minute), st.Events[1].ReceivedAt)
+	sameTime(t, t0.Add(time.Minute), st.Events[1].ReceivedAt, "processed received_at")
 	require.Equal(t, 0, st.DuplicateEvents)
 
 	// The postbacks, in order, with the bodies of message.NewPostback.
@@ -323,15 +354,15 @@ func TestMessageHappyPath(t *testing.T) {
 		want := message.NewPostback(identity(), s, wantAt[s], "", wantTimes)
 		rec := st.Postbacks[i]
 		require.Equalf(t, i+1, rec.Seq, "postback %s seq", s)
-		require.Equalf(t, want, rec.Body, "postback %s recorded body", s)
-		require.Equalf(t, want, calls[i].Input.Body, "postback %s posted body", s)
+		jsonEqual(t, want, rec.Body, "postback "+string(s)+" recorded body")
+		jsonEqual(t, want, calls[i].Input.Body, "postback "+string(s)+" posted body")
 		require.Equalf(t, testURL, calls[i].Input.URL, "postback %s url", s)
 		require.Truef(t, calls[i].Local, "postback %s: got a regular activity, want the local first attempt", s)
 		require.Equalf(t, wantKeys[s], metadataKeys(t, rec.Body), "postback %s metadata keys", s)
 		require.Equalf(t, workflows.PostbackDelivered, rec.State, "postback %s state", s)
 		require.Equalf(t, 1, rec.Attempts, "postback %s attempts", s)
 		require.Emptyf(t, rec.LastError, "postback %s last error", s)
-		require.Equalf(t, calls[i].At, rec.DeliveredAt, "postback %s delivered_at", s)
+		sameTime(t, calls[i].At, rec.DeliveredAt, "postback delivered_at")
 		require.Equalf(t, testURL, rec.URL, "postback %s url", s)
 	}
 	// The sent body's metadata holds the seed's timestamps format.
@@ -340,13 +371,16 @@ func TestMessageHappyPath(t *testing.T) {
 	require.Contains(t, string(b), `"sent_at":"2024-05-01T10:00:00.900+00:00"`)
 
 	// Completes TrackingWindow after the last status change.
-	require.Equal(t, t0.Add(3*time.Minute), st.UpdatedAt)
-	require.Equal(t, t0.Add(3*time.Minute+time.Hour), st.TrackingUntil)
+	sameTime(t, t0.Add(3*time.Minute), st.UpdatedAt, "UpdatedAt")
+	sameTime(t, t0.Add(3*time.Minute+time.Hour), st.TrackingUntil, "TrackingUntil")
 	require.Equal(t, 3*time.Minute+time.Hour, h.elapsed(), "completion time after start")
 
 	sends := h.sendCalls()
 	require.Len(t, sends, 1)
 	require.True(t, sends[0].Local, "Send: got a regular activity, want the local attempt only")
+	req := testInput().Request
+	require.Equal(t, esp.Email{DispatchID: testDispatchID, From: req.From, To: req.To, Subject: req.Subject, Text: req.Text, HTML: req.HTML},
+		sends[0].SendIn.Email, "email handed to the ESP")
 }
 
 // 2. Every rule of the transition table, through the workflow.
@@ -422,7 +456,7 @@ func TestMessageTransitions(t *testing.T) {
 				if changes {
 					wantUpdated = t0.Add(10 * time.Minute)
 				}
-				require.Equal(t, wantUpdated, st.UpdatedAt, "UpdatedAt")
+				sameTime(t, wantUpdated, st.UpdatedAt, "UpdatedAt")
 				require.Equal(t, wantUpdated.Sub(t0)+time.Hour, h.elapsed(), "completion after start")
 				for _, p := range st.Postbacks {
 					require.Equalf(t, workflows.PostbackDelivered, p.State, "postback %s", p.Status)
@@ -472,7 +506,7 @@ func TestMessageOutOfOrder(t *testing.T) {
 	require.False(t, late.ChangedStatus, "late processed: got ChangedStatus true, want false")
 	require.Equal(t, "status already delivered", late.Note)
 	// The late event does not restart the tracking window.
-	require.Equal(t, t0.Add(time.Minute), st.UpdatedAt)
+	sameTime(t, t0.Add(time.Minute), st.UpdatedAt, "UpdatedAt")
 	require.Equal(t, time.Hour+time.Minute, h.elapsed())
 }
 
@@ -572,43 +606,94 @@ func TestMessageEventsBeforeSendCompletes(t *testing.T) {
 				require.Emptyf(t, e.Note, "event %s note", e.Type)
 			}
 			// The processed postback carries the ESP's own timestamp, not the apply time.
-			require.Equal(t, st.Events[0].Timestamp, st.Postbacks[1].Body.Metadata.ProcessedAt.Time)
+			sameTime(t, st.Events[0].Timestamp, st.Postbacks[1].Body.Metadata.ProcessedAt.Time, "processed_at")
 		})
 	}
 }
 
 // 6. Permanent refusal aborts the message; later events change nothing.
 func TestMessageSendRefused(t *testing.T) {
-	h := newHarness(t)
-	h.sendFn = func(int) (activities.SendResult, error) {
-		return activities.SendResult{}, temporal.NewNonRetryableApplicationError("User not emailable", activities.ErrRefused, nil)
+	refused := temporal.NewNonRetryableApplicationError("User not emailable", activities.ErrRefused, nil)
+	tests := []struct {
+		name      string
+		sendFn    func(n int) (activities.SendResult, error)
+		sendDelay func(n int) time.Duration
+		signals   []time.Duration // delivered, bounced
+		wantSends int
+		abortAt   time.Duration
+		// wantEvents is the timeline: events held during the send come first.
+		wantEvents []message.EventType
+	}{
+		{
+			name:       "refused at once, events later",
+			sendFn:     func(int) (activities.SendResult, error) { return activities.SendResult{}, refused },
+			signals:    []time.Duration{5 * time.Minute, 6 * time.Minute},
+			wantSends:  1,
+			wantEvents: []message.EventType{message.EventAborted, message.EventDelivered, message.EventBounced},
+		},
+		{
+			// The first attempt fails transiently; the retry (1s later) is refused.
+			name: "refused on retry",
+			sendFn: func(n int) (activities.SendResult, error) {
+				if n == 0 {
+					return activities.SendResult{}, errors.New("sandbox: timeout")
+				}
+				return activities.SendResult{}, refused
+			},
+			signals:    []time.Duration{5 * time.Minute, 6 * time.Minute},
+			wantSends:  2,
+			wantEvents: []message.EventType{message.EventAborted, message.EventDelivered, message.EventBounced},
+		},
+		{
+			name:       "events held, then refused",
+			sendFn:     func(int) (activities.SendResult, error) { return activities.SendResult{}, refused },
+			sendDelay:  func(int) time.Duration { return 5 * time.Second },
+			signals:    []time.Duration{time.Second, 2 * time.Second},
+			wantSends:  1,
+			abortAt:    5 * time.Second,
+			wantEvents: []message.EventType{message.EventDelivered, message.EventBounced, message.EventAborted},
+		},
 	}
-	h.signalAt(5*time.Minute, event(message.EventDelivered, "d"))
-	h.signalAt(6*time.Minute, event(message.EventBounced, "b"))
-	st := h.result()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			h.sendFn, h.sendDelay = tc.sendFn, tc.sendDelay
+			h.signalAt(tc.signals[0], event(message.EventDelivered, "d"))
+			h.signalAt(tc.signals[1], event(message.EventBounced, "b"))
+			st := h.result()
 
-	require.Equal(t, message.StatusAborted, st.Status)
-	require.Equal(t, "User not emailable", st.Reason)
-	require.Nil(t, st.ESP)
-	require.Len(t, h.sendCalls(), 1, "a refusal must not be retried")
+			require.Equal(t, message.StatusAborted, st.Status)
+			require.Equal(t, "User not emailable", st.Reason)
+			require.Nil(t, st.ESP)
+			require.Len(t, h.sendCalls(), tc.wantSends, "Send calls: a refusal must not be retried")
 
-	require.Len(t, st.Postbacks, 1)
-	pb := st.Postbacks[0]
-	require.Equal(t, message.StatusAborted, pb.Status)
-	require.Equal(t, "User not emailable", pb.Body.Metadata.Reason)
-	require.Equal(t, t0, pb.Body.Metadata.AbortedAt.Time)
-	require.Equal(t, sorted("campaign_api_id", "external_send_id", "aborted_at", "reason"), metadataKeys(t, pb.Body))
-	require.Equal(t, workflows.PostbackDelivered, pb.State)
-	require.Equal(t, []message.Status{message.StatusAborted}, okCallStatuses(h.postCalls()))
+			require.Len(t, st.Postbacks, 1)
+			pb := st.Postbacks[0]
+			require.Equal(t, message.StatusAborted, pb.Status)
+			require.Equal(t, "User not emailable", pb.Body.Metadata.Reason)
+			require.Equal(t, sorted("campaign_api_id", "external_send_id", "aborted_at", "reason"), metadataKeys(t, pb.Body))
+			require.Equal(t, workflows.PostbackDelivered, pb.State)
+			require.Equal(t, []message.Status{message.StatusAborted}, okCallStatuses(h.postCalls()))
 
-	require.Equal(t, []message.EventType{message.EventAborted, message.EventDelivered, message.EventBounced}, eventTypes(st.Events))
-	require.Equal(t, "dispatchflow", st.Events[0].Provider)
-	require.Equal(t, "User not emailable", st.Events[0].Reason)
-	for _, e := range st.Events[1:] {
-		require.Falsef(t, e.ChangedStatus, "event %s after abort changed the status", e.Type)
-		require.Equal(t, "status already aborted", e.Note)
+			require.Equal(t, tc.wantEvents, eventTypes(st.Events))
+			for _, e := range st.Events {
+				if e.Type == message.EventAborted {
+					require.Equal(t, "dispatchflow", e.Provider)
+					require.Equal(t, "User not emailable", e.Reason)
+					require.True(t, e.ChangedStatus)
+					sameTime(t, e.Timestamp, pb.Body.Metadata.AbortedAt.Time, "aborted_at is the time of the refusal")
+					continue
+				}
+				require.Falsef(t, e.ChangedStatus, "event %s after abort changed the status", e.Type)
+				require.Equal(t, "status already aborted", e.Note)
+			}
+			require.Equal(t, st.UpdatedAt.Sub(t0)+time.Hour, h.elapsed(), "completion: tracking window after the abort")
+			if tc.abortAt > 0 {
+				sameTime(t, t0.Add(tc.abortAt), st.UpdatedAt, "abort time")
+			}
+		})
 	}
-	require.Equal(t, time.Hour, h.elapsed(), "completion: tracking window after the abort")
 }
 
 // 7. Transient send failures are retried by the regular activity.
@@ -631,7 +716,7 @@ func TestMessageSendRetried(t *testing.T) {
 		require.Equal(t, int32(i+1), c.Attempt, "regular attempt")
 	}
 	require.Equal(t, []message.Status{message.StatusSent}, pbStatuses(st.Postbacks))
-	require.Equal(t, sentAt, st.SendTimes.SentAt)
+	sameTime(t, sentAt, st.SendTimes.SentAt, "sent_at")
 	require.Equal(t, &okReceipt, st.ESP)
 }
 
@@ -672,9 +757,9 @@ func TestMessageDelayedBounce(t *testing.T) {
 	require.Equal(t, order, okCallStatuses(h.postCalls()))
 	bounced := st.Postbacks[2]
 	want := message.NewPostback(identity(), message.StatusBounced, t0.Add(bounceAt-2*time.Second), "550 5.1.1 user unknown", st.SendTimes)
-	require.Equal(t, want, bounced.Body)
+	jsonEqual(t, want, bounced.Body, "bounced body")
 	require.Equal(t, sorted("campaign_api_id", "external_send_id", "bounced_at", "reason"), metadataKeys(t, bounced.Body))
-	require.Equal(t, t0.Add(bounceAt), st.UpdatedAt)
+	sameTime(t, t0.Add(bounceAt), st.UpdatedAt, "UpdatedAt")
 	require.Equal(t, bounceAt+3*time.Hour, h.elapsed(), "completion: tracking window after the bounce")
 }
 
@@ -778,7 +863,7 @@ func TestMessagePostbackGivenUp(t *testing.T) {
 	require.Equal(t, workflows.PostbackDelivered, st.Postbacks[1].State)
 	require.Equal(t, message.StatusProcessed, st.Status)
 	// Completes once the last postback is done: the tracking window had already passed.
-	require.Equal(t, calls[len(calls)-1].At, h.env.Now(), "completion time")
+	sameTime(t, calls[len(calls)-1].At, h.env.Now(), "completion time")
 }
 
 // 11. The workflow stays open TrackingWindow after the last status change.
@@ -814,78 +899,210 @@ func TestMessageTrackingWindow(t *testing.T) {
 
 			open := h.query("open")
 			require.Equal(t, wantStatus, open.Status, "status a minute before the end")
-			require.Equal(t, t0.Add(tc.want), open.TrackingUntil)
+			sameTime(t, t0.Add(tc.want), open.TrackingUntil, "TrackingUntil")
 			require.Equal(t, tc.want, h.elapsed(), "completion after start")
 			require.Equal(t, wantStatus, st.Status)
 		})
 	}
 }
 
+// bufferAt signals evs at t0+d without running workflow code: the workflow sees them
+// in its next workflow task, together with whatever else that task brings (the
+// tracking timer firing, a continue-as-new suggestion) — as when several history
+// events reach a worker in one workflow task.
+func (h *harness) bufferAt(d time.Duration, evs ...message.Event) {
+	h.env.RegisterDelayedCallback(func() {
+		for _, ev := range evs {
+			ev.ReceivedAt = h.env.Now()
+			ev.Timestamp = ev.ReceivedAt
+			h.env.SignalWorkflowSkippingWorkflowTask(workflows.SignalEvent, ev)
+		}
+	}, d)
+}
+
+// Events that reach the workflow together with the end of the tracking window are
+// applied, not lost, and restart the window.
+func TestMessageEventAtWindowEnd(t *testing.T) {
+	bounce := event(message.EventBounced, "b")
+	bounce.Reason = "550 mailbox full"
+	tests := []struct {
+		name string
+		at   time.Duration
+		// buffered: the events are delivered without a workflow task of their own, so
+		// the workflow sees them in the task where the tracking timer fires (t0+1h).
+		buffered bool
+		events   []message.Event
+		want     []message.Status // postbacks
+		wantEnd  time.Duration
+	}{
+		{
+			name: "just before the end", at: time.Hour - time.Millisecond, events: []message.Event{bounce},
+			want: []message.Status{message.StatusSent, message.StatusBounced}, wantEnd: 2*time.Hour - time.Millisecond,
+		},
+		{
+			name: "in the task of the end", at: time.Hour - time.Millisecond, buffered: true, events: []message.Event{bounce},
+			want: []message.Status{message.StatusSent, message.StatusBounced}, wantEnd: 2 * time.Hour,
+		},
+		{
+			name: "two in the task of the end", at: time.Hour - time.Millisecond, buffered: true,
+			events: []message.Event{event(message.EventDelivered, "d"), bounce},
+			want:   []message.Status{message.StatusSent, message.StatusDelivered, message.StatusBounced}, wantEnd: 2 * time.Hour,
+		},
+		{
+			name: "after the end", at: time.Hour + time.Millisecond, events: []message.Event{bounce},
+			want: []message.Status{message.StatusSent}, wantEnd: time.Hour,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			if tc.buffered {
+				h.bufferAt(tc.at, tc.events...)
+			} else {
+				for _, ev := range tc.events {
+					h.signalAt(tc.at, ev)
+				}
+			}
+			st := h.result()
+			wantEvents := []message.EventType{message.EventSent}
+			if tc.at < time.Hour {
+				for _, ev := range tc.events {
+					wantEvents = append(wantEvents, ev.Type)
+				}
+			}
+			require.Equal(t, wantEvents, eventTypes(st.Events), "the events are in the timeline, in order")
+			require.Equal(t, tc.want, pbStatuses(st.Postbacks))
+			require.Equal(t, tc.want, okCallStatuses(h.postCalls()))
+			require.Equal(t, tc.want[len(tc.want)-1], st.Status)
+			require.Equal(t, tc.wantEnd, h.elapsed(), "completion after start")
+			if st.Status == message.StatusBounced {
+				require.Equal(t, "550 mailbox full", st.Reason)
+			}
+		})
+	}
+}
+
 // 12. Continue-as-new carries the state into a new run, which finishes the job.
 func TestMessageContinueAsNew(t *testing.T) {
-	h := newHarness(t)
-	h.signalAt(time.Minute, event(message.EventProcessed, "p"))
-	h.env.RegisterDelayedCallback(func() {
-		h.env.SetContinueAsNewSuggested(true)
-		ev := event(message.EventDelivered, "d")
-		ev.ReceivedAt = h.env.Now()
-		ev.Timestamp = ev.ReceivedAt.Add(-2 * time.Second)
-		h.env.SignalWorkflow(workflows.SignalEvent, ev)
-	}, 2*time.Minute)
-	h.execute()
+	tests := []struct {
+		name string
+		// downUntil: the endpoint fails every postback before t0+downUntil.
+		downUntil time.Duration
+		// wantCANAt: when the run continues as new (after the in-flight postback).
+		wantCANAt time.Duration
+		// wantPending: postbacks carried as pending.
+		wantPending []message.Status
+		// buffered: events delivered with the suggestion, in the same workflow task.
+		buffered []message.Event
+	}{
+		{name: "postbacks done", wantCANAt: 3 * time.Minute},
+		{
+			// The sent postback is retrying when continue-as-new is suggested: the run
+			// waits for it (regular retries at 1s, 3s, 7s, … 1023s, 1623s, 2223s) and
+			// carries the others as pending.
+			name: "postback in flight", downUntil: 30 * time.Minute, wantCANAt: 2223 * time.Second,
+			wantPending: []message.Status{message.StatusProcessed, message.StatusDelivered},
+		},
+		{
+			// Events that reach the run in the task that continues as new are carried.
+			name: "events with the suggestion", wantCANAt: 3 * time.Minute,
+			buffered:    []message.Event{event(message.EventBounced, "b"), event(message.EventOpen, "o")},
+			wantPending: []message.Status{message.StatusBounced},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			down := func(in activities.PostbackInput, now time.Time) error {
+				if now.Before(t0.Add(tc.downUntil)) {
+					return temporal.NewApplicationError("endpoint answered 503", activities.ErrPostbackStatus)
+				}
+				return nil
+			}
+			h := newHarness(t)
+			h.postbackFn = down
+			h.signalAt(time.Minute, event(message.EventProcessed, "p"))
+			h.signalAt(2*time.Minute, event(message.EventDelivered, "d"))
+			if len(tc.buffered) > 0 {
+				h.bufferAt(3*time.Minute-time.Millisecond, tc.buffered...)
+			}
+			h.env.RegisterDelayedCallback(func() { h.env.SetContinueAsNewSuggested(true) }, 3*time.Minute)
+			h.execute()
+			canAt := h.env.Now()
+			require.Equal(t, tc.wantCANAt, canAt.Sub(t0), "continue-as-new time after start")
 
-	err := h.env.GetWorkflowError()
-	require.Error(t, err)
-	require.True(t, workflow.IsContinueAsNewError(err), "got %v, want a continue-as-new", err)
-	var canErr *workflow.ContinueAsNewError
-	require.True(t, errors.As(err, &canErr))
-	require.Equal(t, workflows.MessageWorkflow, canErr.WorkflowType.Name)
-	var next workflows.MessageInput
-	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(canErr.Input, &next))
-	require.NotNil(t, next.Carried, "carried state")
-	require.Equal(t, testDispatchID, next.DispatchID)
-	require.Equal(t, testURL, next.PostbackURL)
-	carried := *next.Carried
-	require.Equal(t, message.StatusDelivered, carried.Status)
-	require.Equal(t, []message.EventType{message.EventSent, message.EventProcessed, message.EventDelivered}, eventTypes(carried.Events))
-	require.Equal(t, []message.Status{message.StatusSent, message.StatusProcessed, message.StatusDelivered}, pbStatuses(carried.Postbacks))
-	posted := map[message.Status]bool{}
-	for _, c := range h.postCalls() {
-		if c.Err == nil {
-			posted[c.Status] = true
-		}
-	}
-	for _, p := range carried.Postbacks {
-		switch p.State {
-		case workflows.PostbackDelivered:
-			require.Truef(t, posted[p.Status], "postback %s carried as delivered but never posted", p.Status)
-		case workflows.PostbackPending:
-			require.Falsef(t, posted[p.Status], "postback %s posted but carried as pending", p.Status)
-		default:
-			t.Fatalf("postback %s carried in state %q, want delivered or pending", p.Status, p.State)
-		}
-	}
-	require.Equal(t, workflows.PostbackDelivered, carried.Postbacks[0].State)
-	require.Equal(t, workflows.PostbackDelivered, carried.Postbacks[1].State)
+			err := h.env.GetWorkflowError()
+			require.Error(t, err)
+			require.True(t, workflow.IsContinueAsNewError(err), "got %v, want a continue-as-new", err)
+			var canErr *workflow.ContinueAsNewError
+			require.True(t, errors.As(err, &canErr))
+			require.Equal(t, workflows.MessageWorkflow, canErr.WorkflowType.Name)
+			var next workflows.MessageInput
+			require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(canErr.Input, &next))
+			require.NotNil(t, next.Carried, "carried state")
+			require.Equal(t, testDispatchID, next.DispatchID)
+			require.Equal(t, testURL, next.PostbackURL)
+			carried := *next.Carried
+			wantStatus := message.StatusDelivered
+			wantEvents := []message.EventType{message.EventSent, message.EventProcessed, message.EventDelivered}
+			wantPostbacks := []message.Status{message.StatusSent, message.StatusProcessed, message.StatusDelivered}
+			if len(tc.buffered) > 0 {
+				wantStatus = message.StatusBounced
+				wantEvents = append(wantEvents, message.EventBounced, message.EventOpen)
+				wantPostbacks = append(wantPostbacks, message.StatusBounced)
+			}
+			require.Equal(t, wantStatus, carried.Status)
+			require.Equal(t, wantEvents, eventTypes(carried.Events))
+			require.Equal(t, wantPostbacks, pbStatuses(carried.Postbacks))
+			posted := map[message.Status]bool{}
+			for _, c := range h.postCalls() {
+				if c.Err == nil {
+					posted[c.Status] = true
+				}
+			}
+			pending := []message.Status{}
+			for _, p := range carried.Postbacks {
+				switch p.State {
+				case workflows.PostbackDelivered:
+					require.Truef(t, posted[p.Status], "postback %s carried as delivered but never posted", p.Status)
+				case workflows.PostbackPending:
+					require.Falsef(t, posted[p.Status], "postback %s posted but carried as pending", p.Status)
+					pending = append(pending, p.Status)
+				default:
+					t.Fatalf("postback %s carried in state %q, want delivered or pending", p.Status, p.State)
+				}
+			}
+			if tc.wantPending == nil {
+				tc.wantPending = []message.Status{}
+			}
+			require.Equal(t, tc.wantPending, pending, "postbacks carried as pending")
 
-	// The next run: no second send, pending postbacks delivered, dedupe kept.
-	h2 := newHarness(t)
-	h2.env.SetStartTime(h.env.Now())
-	h2.in = next
-	h2.signalAt(time.Minute, event(message.EventProcessed, "p")) // duplicate of run 1's
-	st := h2.result()
-	require.Empty(t, h2.sendCalls(), "the next run must not send again")
-	require.Equal(t, message.StatusDelivered, st.Status)
-	require.Len(t, st.Events, 3)
-	require.Equal(t, 1, st.DuplicateEvents)
-	for _, p := range st.Postbacks {
-		require.Equalf(t, workflows.PostbackDelivered, p.State, "postback %s", p.Status)
+			// The next run: no second send, pending postbacks delivered, dedupe kept.
+			h2 := newHarness(t)
+			h2.env.SetStartTime(canAt)
+			h2.in = next
+			h2.signalAt(time.Minute, event(message.EventProcessed, "p")) // duplicate of run 1's
+			st := h2.result()
+			require.Empty(t, h2.sendCalls(), "the next run must not send again")
+			require.Equal(t, wantStatus, st.Status)
+			require.Equal(t, wantEvents, eventTypes(st.Events))
+			require.Equal(t, 1, st.DuplicateEvents)
+			for _, p := range st.Postbacks {
+				require.Equalf(t, workflows.PostbackDelivered, p.State, "postback %s", p.Status)
+			}
+			var all []message.Status
+			all = append(all, okCallStatuses(h.postCalls())...)
+			all = append(all, okCallStatuses(h2.postCalls())...)
+			require.Equal(t, wantPostbacks, all, "each postback posted once across runs")
+			sameTime(t, carried.UpdatedAt.Add(time.Hour), h2.env.Now(), "completion: tracking window after the last change of run 1")
+			lastChange := 2 * time.Minute
+			if len(tc.buffered) > 0 {
+				lastChange = 3 * time.Minute // applied in the task that sees them
+			}
+			sameTime(t, t0.Add(lastChange), carried.UpdatedAt, "carried UpdatedAt")
+		})
 	}
-	var all []message.Status
-	all = append(all, okCallStatuses(h.postCalls())...)
-	all = append(all, okCallStatuses(h2.postCalls())...)
-	require.Equal(t, []message.Status{message.StatusSent, message.StatusProcessed, message.StatusDelivered}, all, "each postback posted once across runs")
-	require.Equal(t, t0.Add(2*time.Minute+time.Hour), h2.env.Now(), "completion: tracking window after the last change of run 1")
 }
 
 // 13. Without an endpoint, postbacks are recorded as skipped and never posted.
@@ -906,4 +1123,27 @@ func TestMessageNoPostbackEndpoint(t *testing.T) {
 	}
 	require.Empty(t, h.postCalls(), "Postback activity calls")
 	require.Equal(t, time.Hour+2*time.Minute, h.elapsed())
+}
+
+// A postback whose retry fails for good (a non-retryable error) before the retry
+// policy runs out records the attempts actually made.
+func TestMessagePostbackNonRetryableOnRetry(t *testing.T) {
+	h := newHarness(t)
+	calls := 0
+	h.postbackFn = func(in activities.PostbackInput, now time.Time) error {
+		calls++
+		if calls == 1 { // the local first attempt
+			return temporal.NewApplicationError("endpoint answered 503", activities.ErrPostbackStatus)
+		}
+		return temporal.NewNonRetryableApplicationError("endpoint answered 410 Gone", "PostbackGone", nil)
+	}
+	st := h.result()
+
+	made := h.postCalls()
+	require.Len(t, made, 2, "Postback calls: the local attempt and one regular attempt")
+	require.True(t, made[0].Local && !made[1].Local)
+	pb := st.Postbacks[0]
+	require.Equal(t, workflows.PostbackFailed, pb.State)
+	require.Equal(t, "endpoint answered 410 Gone", pb.LastError)
+	require.Equal(t, len(made), pb.Attempts, "attempts recorded = calls made")
 }
