@@ -80,7 +80,9 @@ type State struct {
 	ESP *esp.Receipt `json:"esp,omitempty"`
 	// Times of the hand-over, as in the sent postback.
 	SendTimes message.SendTimes `json:"send_times"`
-	// UpdatedAt is the time of the last status change; the workflow stays open until TrackingUntil.
+	// UpdatedAt is the time of the last status change. The workflow stays open
+	// until TrackingUntil: TrackingWindow after the last status change, but not
+	// before 1.1 × TrackingWindow after the start (see trackingGraceDivisor).
 	UpdatedAt     time.Time `json:"updated_at"`
 	TrackingUntil time.Time `json:"tracking_until"`
 	// Events is every distinct event received, in arrival order.
@@ -179,7 +181,7 @@ func newMessageImpl(ctx workflow.Context, in MessageInput) *messageImpl {
 		Recipient:      in.Recipient,
 		SendTimes:      message.SendTimes{ReceivedAt: in.ReceivedAt, EnqueuedAt: workflow.GetInfo(ctx).WorkflowStartTime},
 		UpdatedAt:      now,
-		TrackingUntil:  now.Add(in.Policy.TrackingWindow),
+		TrackingUntil:  now.Add(in.Policy.TrackingWindow + in.Policy.TrackingWindow/trackingGraceDivisor),
 		Events:         []EventRecord{},
 		Postbacks:      []PostbackRecord{},
 	}
@@ -194,6 +196,12 @@ func (m *messageImpl) setup(ctx workflow.Context) error {
 	m.events = workflow.GetSignalChannel(ctx, SignalEvent)
 	return workflow.SetQueryHandler(ctx, QueryState, func() (State, error) { return m.state, nil })
 }
+
+// trackingGraceDivisor sets the grace added to the first tracking deadline:
+// TrackingWindow/10. Nearly every message settles within that grace of its start,
+// so its one tracking timer fires after the last status change's window has run
+// out and the workflow closes without re-arming it (5 history events saved).
+const trackingGraceDivisor = 10
 
 func (m *messageImpl) run(ctx workflow.Context) (State, error) {
 	// The intake waits for buffered events rather than blocking in Receive: a
@@ -324,7 +332,9 @@ func (m *messageImpl) changeStatus(ctx workflow.Context, to message.Status, at t
 	now := workflow.Now(ctx)
 	m.state.Status = to
 	m.state.UpdatedAt = now
-	m.state.TrackingUntil = now.Add(m.in.Policy.TrackingWindow)
+	if until := now.Add(m.in.Policy.TrackingWindow); until.After(m.state.TrackingUntil) {
+		m.state.TrackingUntil = until
+	}
 	if to == message.StatusBounced || to == message.StatusAborted {
 		m.state.Reason = reason
 	}
@@ -363,7 +373,8 @@ func (m *messageImpl) send(ctx workflow.Context) {
 	if err == nil {
 		m.state.ESP = &res.Receipt
 		m.state.SendTimes.ExecutedAt, m.state.SendTimes.SentAt = res.ExecutedAt, res.SentAt
-		rec.Provider, rec.Type, rec.RawType, rec.Timestamp = res.Receipt.Provider, message.EventSent, res.Receipt.Response, res.SentAt
+		rec.Provider, rec.Type, rec.RawType = res.Receipt.Provider, message.EventSent, res.Receipt.Response
+		rec.Timestamp, rec.ReceivedAt = res.SentAt, res.SentAt
 	} else {
 		rec.Type, rec.Reason = message.EventAborted, sendFailureReason(err)
 	}

@@ -223,6 +223,13 @@ func (h *harness) result() workflows.State {
 
 func (h *harness) elapsed() time.Duration { return h.env.Now().Sub(t0) }
 
+// closeAfter is when a message whose last status change was at lastChange closes,
+// counted from its start: TrackingWindow after that change, but not before
+// 1.1 × TrackingWindow after the start.
+func closeAfter(window, lastChange time.Duration) time.Duration {
+	return max(window+window/10, lastChange+window)
+}
+
 func (h *harness) postCalls() []activityCall {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -370,10 +377,10 @@ func TestMessageHappyPath(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(b), `"sent_at":"2024-05-01T10:00:00.900+00:00"`)
 
-	// Completes TrackingWindow after the last status change.
+	// Settled within the grace: completes 1.1 × TrackingWindow after the start.
 	sameTime(t, t0.Add(3*time.Minute), st.UpdatedAt, "UpdatedAt")
-	sameTime(t, t0.Add(3*time.Minute+time.Hour), st.TrackingUntil, "TrackingUntil")
-	require.Equal(t, 3*time.Minute+time.Hour, h.elapsed(), "completion time after start")
+	sameTime(t, t0.Add(closeAfter(time.Hour, 3*time.Minute)), st.TrackingUntil, "TrackingUntil")
+	require.Equal(t, closeAfter(time.Hour, 3*time.Minute), h.elapsed(), "completion time after start")
 
 	sends := h.sendCalls()
 	require.Len(t, sends, 1)
@@ -457,7 +464,7 @@ func TestMessageTransitions(t *testing.T) {
 					wantUpdated = t0.Add(10 * time.Minute)
 				}
 				sameTime(t, wantUpdated, st.UpdatedAt, "UpdatedAt")
-				require.Equal(t, wantUpdated.Sub(t0)+time.Hour, h.elapsed(), "completion after start")
+				require.Equal(t, closeAfter(time.Hour, wantUpdated.Sub(t0)), h.elapsed(), "completion after start")
 				for _, p := range st.Postbacks {
 					require.Equalf(t, workflows.PostbackDelivered, p.State, "postback %s", p.Status)
 				}
@@ -507,7 +514,7 @@ func TestMessageOutOfOrder(t *testing.T) {
 	require.Equal(t, "status already delivered", late.Note)
 	// The late event does not restart the tracking window.
 	sameTime(t, t0.Add(time.Minute), st.UpdatedAt, "UpdatedAt")
-	require.Equal(t, time.Hour+time.Minute, h.elapsed())
+	require.Equal(t, closeAfter(time.Hour, time.Minute), h.elapsed())
 }
 
 // 4. Duplicates are recognised by Provider+ID.
@@ -688,7 +695,7 @@ func TestMessageSendRefused(t *testing.T) {
 				require.Falsef(t, e.ChangedStatus, "event %s after abort changed the status", e.Type)
 				require.Equal(t, "status already aborted", e.Note)
 			}
-			require.Equal(t, st.UpdatedAt.Sub(t0)+time.Hour, h.elapsed(), "completion: tracking window after the abort")
+			require.Equal(t, closeAfter(time.Hour, st.UpdatedAt.Sub(t0)), h.elapsed(), "completion: tracking window after the abort")
 			if tc.abortAt > 0 {
 				sameTime(t, t0.Add(tc.abortAt), st.UpdatedAt, "abort time")
 			}
@@ -760,7 +767,7 @@ func TestMessageDelayedBounce(t *testing.T) {
 	jsonEqual(t, want, bounced.Body, "bounced body")
 	require.Equal(t, sorted("campaign_api_id", "external_send_id", "bounced_at", "reason"), metadataKeys(t, bounced.Body))
 	sameTime(t, t0.Add(bounceAt), st.UpdatedAt, "UpdatedAt")
-	require.Equal(t, bounceAt+3*time.Hour, h.elapsed(), "completion: tracking window after the bounce")
+	require.Equal(t, closeAfter(3*time.Hour, bounceAt), h.elapsed(), "completion: tracking window after the bounce")
 }
 
 // 9. An endpoint that is down does not block the intake, and postbacks stay in order.
@@ -814,7 +821,7 @@ func TestMessagePostbackEndpointDown(t *testing.T) {
 	require.Equal(t, sentCalls, st.Postbacks[0].Attempts, "sent postback attempts: got recorded, want calls made")
 	require.Equal(t, 1, st.Postbacks[1].Attempts)
 	require.False(t, st.Postbacks[0].DeliveredAt.Before(upAt), "sent postback delivered after the endpoint came back")
-	require.Equal(t, time.Hour+2*time.Minute, h.elapsed())
+	require.Equal(t, closeAfter(time.Hour, 2*time.Minute), h.elapsed())
 }
 
 // 10. A postback is given up after the retry window; the next one is then sent.
@@ -866,7 +873,8 @@ func TestMessagePostbackGivenUp(t *testing.T) {
 	sameTime(t, calls[len(calls)-1].At, h.env.Now(), "completion time")
 }
 
-// 11. The workflow stays open TrackingWindow after the last status change.
+// 11. The workflow stays open TrackingWindow after the last status change, and at
+// least 1.1 × TrackingWindow after its start.
 func TestMessageTrackingWindow(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -875,11 +883,12 @@ func TestMessageTrackingWindow(t *testing.T) {
 		late      time.Duration // a later event that changes nothing; 0: none
 		want      time.Duration
 	}{
-		{name: "after send only", window: time.Hour, want: time.Hour},
-		{name: "after delivered", window: time.Hour, delivered: 10 * time.Minute, want: time.Hour + 10*time.Minute},
+		{name: "after send only: the grace", window: time.Hour, want: 66 * time.Minute},
+		{name: "delivered within the grace", window: time.Hour, delivered: 5 * time.Minute, want: 66 * time.Minute},
+		{name: "delivered after the grace", window: time.Hour, delivered: 10 * time.Minute, want: time.Hour + 10*time.Minute},
 		{name: "late event does not extend", window: time.Hour, delivered: 10 * time.Minute, late: 50 * time.Minute, want: time.Hour + 10*time.Minute},
 		{name: "short window", window: 30 * time.Minute, delivered: 10 * time.Minute, want: 40 * time.Minute},
-		{name: "default window", window: 0, delivered: 10 * time.Minute, want: 72*time.Hour + 10*time.Minute},
+		{name: "default window", window: 0, delivered: 10 * time.Minute, want: 72*time.Hour + 432*time.Minute},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -925,32 +934,33 @@ func (h *harness) bufferAt(d time.Duration, evs ...message.Event) {
 func TestMessageEventAtWindowEnd(t *testing.T) {
 	bounce := event(message.EventBounced, "b")
 	bounce.Reason = "550 mailbox full"
+	end := closeAfter(time.Hour, 0)
 	tests := []struct {
 		name string
 		at   time.Duration
 		// buffered: the events are delivered without a workflow task of their own, so
-		// the workflow sees them in the task where the tracking timer fires (t0+1h).
+		// the workflow sees them in the task where the tracking timer fires (t0+end).
 		buffered bool
 		events   []message.Event
 		want     []message.Status // postbacks
 		wantEnd  time.Duration
 	}{
 		{
-			name: "just before the end", at: time.Hour - time.Millisecond, events: []message.Event{bounce},
-			want: []message.Status{message.StatusSent, message.StatusBounced}, wantEnd: 2*time.Hour - time.Millisecond,
+			name: "just before the end", at: end - time.Millisecond, events: []message.Event{bounce},
+			want: []message.Status{message.StatusSent, message.StatusBounced}, wantEnd: end + time.Hour - time.Millisecond,
 		},
 		{
-			name: "in the task of the end", at: time.Hour - time.Millisecond, buffered: true, events: []message.Event{bounce},
-			want: []message.Status{message.StatusSent, message.StatusBounced}, wantEnd: 2 * time.Hour,
+			name: "in the task of the end", at: end - time.Millisecond, buffered: true, events: []message.Event{bounce},
+			want: []message.Status{message.StatusSent, message.StatusBounced}, wantEnd: end + time.Hour,
 		},
 		{
-			name: "two in the task of the end", at: time.Hour - time.Millisecond, buffered: true,
+			name: "two in the task of the end", at: end - time.Millisecond, buffered: true,
 			events: []message.Event{event(message.EventDelivered, "d"), bounce},
-			want:   []message.Status{message.StatusSent, message.StatusDelivered, message.StatusBounced}, wantEnd: 2 * time.Hour,
+			want:   []message.Status{message.StatusSent, message.StatusDelivered, message.StatusBounced}, wantEnd: end + time.Hour,
 		},
 		{
-			name: "after the end", at: time.Hour + time.Millisecond, events: []message.Event{bounce},
-			want: []message.Status{message.StatusSent}, wantEnd: time.Hour,
+			name: "after the end", at: end + time.Millisecond, events: []message.Event{bounce},
+			want: []message.Status{message.StatusSent}, wantEnd: end,
 		},
 	}
 	for _, tc := range tests {
@@ -966,7 +976,7 @@ func TestMessageEventAtWindowEnd(t *testing.T) {
 			}
 			st := h.result()
 			wantEvents := []message.EventType{message.EventSent}
-			if tc.at < time.Hour {
+			if tc.at < end {
 				for _, ev := range tc.events {
 					wantEvents = append(wantEvents, ev.Type)
 				}
@@ -1095,7 +1105,7 @@ func TestMessageContinueAsNew(t *testing.T) {
 			all = append(all, okCallStatuses(h.postCalls())...)
 			all = append(all, okCallStatuses(h2.postCalls())...)
 			require.Equal(t, wantPostbacks, all, "each postback posted once across runs")
-			sameTime(t, carried.UpdatedAt.Add(time.Hour), h2.env.Now(), "completion: tracking window after the last change of run 1")
+			sameTime(t, t0.Add(closeAfter(time.Hour, carried.UpdatedAt.Sub(t0))), h2.env.Now(), "completion: the tracking deadline carried from run 1")
 			lastChange := 2 * time.Minute
 			if len(tc.buffered) > 0 {
 				lastChange = 3 * time.Minute // applied in the task that sees them
@@ -1122,7 +1132,7 @@ func TestMessageNoPostbackEndpoint(t *testing.T) {
 		require.Zerof(t, p.Attempts, "postback %s attempts", p.Status)
 	}
 	require.Empty(t, h.postCalls(), "Postback activity calls")
-	require.Equal(t, time.Hour+2*time.Minute, h.elapsed())
+	require.Equal(t, closeAfter(time.Hour, 2*time.Minute), h.elapsed())
 }
 
 // A postback whose retry fails for good (a non-retryable error) before the retry

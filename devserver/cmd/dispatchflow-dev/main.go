@@ -1,0 +1,78 @@
+// Command dispatchflow-dev runs all of dispatchflow on one machine, for `make run`:
+// an embedded Temporal server with its Web UI (file-backed SQLite in WAL mode under
+// -data-dir, so messages survive a restart), the worker and the HTTP API with the
+// sandbox ESP, in one process. With TEMPORAL_ADDRESS set it uses that cluster and
+// starts no server. Ctrl-C stops everything.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/dispatchflow/dispatchflow/app"
+	"github.com/dispatchflow/dispatchflow/config"
+	"github.com/dispatchflow/dispatchflow/devserver"
+)
+
+func main() {
+	dataDir := flag.String("data-dir", ".data", "directory of the embedded Temporal server's database")
+	port := flag.Int("port", 7233, "gRPC port of the embedded Temporal server")
+	uiPort := flag.Int("ui-port", 8233, "port of the Temporal Web UI")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "Usage: dispatchflow-dev [flags]\n\nRuns Temporal (unless TEMPORAL_ADDRESS is set), the worker and the API.\n\nFlags:\n")
+		flag.PrintDefaults()
+		fmt.Fprintf(flag.CommandLine.Output(), "\nConfiguration (environment variables):\n")
+		app.PrintConfigUsage(flag.CommandLine.Output())
+	}
+	flag.Parse()
+	if err := run(*dataDir, *port, *uiPort); err != nil {
+		fmt.Fprintln(os.Stderr, "dispatchflow-dev:", err)
+		os.Exit(1)
+	}
+}
+
+func run(dataDir string, port, uiPort int) error {
+	cfg, err := config.Load()
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	if cfg.DevInbox && cfg.PostbackURL == "" {
+		cfg.PostbackURL = cfg.PublicURL + "/dev/inbox"
+	}
+	logger := app.NewLogger(cfg)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	uiURL := "(the cluster's own UI)"
+	if os.Getenv("TEMPORAL_ADDRESS") == "" {
+		if err := os.MkdirAll(dataDir, 0o755); err != nil {
+			return err
+		}
+		srv, err := devserver.Start(devserver.Options{
+			DBFile:    filepath.Join(dataDir, "temporal.db"),
+			Port:      port,
+			UIPort:    uiPort,
+			Namespace: cfg.Temporal.Namespace,
+			Logger:    logger.With("component", "temporal-server"),
+		})
+		if err != nil {
+			return fmt.Errorf("embedded Temporal server: %w", err)
+		}
+		defer srv.Stop()
+		cfg.Temporal.Address = srv.FrontendHostPort()
+		uiURL = srv.UIURL()
+	}
+	c, err := app.Dial(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	logger.Info("dispatchflow is up", "api", cfg.PublicURL, "temporal", cfg.Temporal.Address, "temporal_ui", uiURL,
+		"esp", cfg.ESP, "default_postback_url", cfg.PostbackURL)
+	return app.Run(ctx, c, cfg, logger, app.Roles{API: true, Worker: true})
+}

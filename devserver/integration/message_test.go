@@ -1,0 +1,253 @@
+package integration
+
+import (
+	"context"
+	"github.com/dispatchflow/dispatchflow/config"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dispatchflow/dispatchflow/esp"
+	"github.com/dispatchflow/dispatchflow/message"
+	"github.com/dispatchflow/dispatchflow/workflows"
+)
+
+func TestHappyPath(t *testing.T) {
+	t.Parallel()
+	s := setup(t, nil)
+	id := s.send(message.SendRequest{
+		To: "ok@example.com", Subject: "Your order #1234", Text: "Thanks!",
+		ExternalSendID: "order-1234-" + t.Name(), CampaignAPIID: "417220e4-5a2a-b634-7f7d-9ec891532368",
+		PostbackURL: s.postback.URL,
+	})
+	if want := message.DispatchIDFor("order-1234-" + t.Name()); id != want {
+		t.Errorf("dispatch_id = %s, want %s (derived from external_send_id)", id, want)
+	}
+	pbs := s.postback.waitFor(t, id, 3)
+	if got := statuses(pbs); !slices.Equal(got, []string{"sent", "processed", "delivered"}) {
+		t.Fatalf("postbacks arrived as %v, want [sent processed delivered]", got)
+	}
+	for _, p := range pbs {
+		checkShape(t, p, id, "order-1234-"+t.Name(), "417220e4-5a2a-b634-7f7d-9ec891532368")
+	}
+
+	st := s.state(id)
+	if st.Status != message.StatusDelivered || st.Recipient != "ok@example.com" || st.ESP == nil || st.ESP.Provider != "sandbox" {
+		t.Errorf("state: status %s recipient %s esp %+v, want delivered ok@example.com sandbox", st.Status, st.Recipient, st.ESP)
+	}
+	var timeline []string
+	for _, e := range st.Events {
+		timeline = append(timeline, string(e.Type))
+		if !e.ChangedStatus {
+			t.Errorf("event %s did not change the status", e.Type)
+		}
+	}
+	if !slices.Equal(timeline, []string{"sent", "processed", "delivered"}) {
+		t.Errorf("timeline %v, want [sent processed delivered]", timeline)
+	}
+	eventually(t, "postbacks recorded as delivered", func() bool {
+		st = s.state(id)
+		return len(st.Postbacks) == 3 && st.Postbacks[2].State == workflows.PostbackDelivered
+	})
+	for _, p := range st.Postbacks {
+		if p.State != workflows.PostbackDelivered || p.Attempts != 1 || p.DeliveredAt.IsZero() || p.URL != s.postback.URL {
+			t.Errorf("postback %d: %+v, want delivered at the first attempt", p.Seq, p)
+		}
+	}
+
+	// The tracking window (10s here) closes the workflow cleanly, with its final state.
+	var final workflows.State
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.client.GetWorkflow(ctx, id, "").Get(ctx, &final); err != nil {
+		t.Fatalf("workflow result: %v", err)
+	}
+	if final.Status != message.StatusDelivered {
+		t.Errorf("final status %s, want delivered", final.Status)
+	}
+	// The cost of a message: its history length (README "Design notes").
+	iter := s.client.GetWorkflowHistory(ctx, id, "", false, 0)
+	n := 0
+	for iter.HasNext() {
+		if _, err := iter.Next(); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	t.Logf("happy-path history: %d events", n)
+	recordHistory(t, s, id, "history_happy_path.json")
+	if n > 22 {
+		t.Errorf("happy-path history has %d events, want at most 22 (README design notes)", n)
+	}
+	// The state stays readable after completion.
+	if st := s.state(id); st.Status != message.StatusDelivered {
+		t.Errorf("state after completion: %s", st.Status)
+	}
+}
+
+func TestBounceAndAbort(t *testing.T) {
+	t.Parallel()
+	s := setup(t, nil)
+	tests := []struct {
+		to     string
+		want   []string
+		reason string
+	}{
+		{"bounce@example.com", []string{"sent", "processed", "bounced"}, esp.SandboxBounceReason},
+		{"abort@example.com", []string{"aborted"}, "User not emailable"},
+		{"suppressed@example.com", []string{"aborted"}, "User not emailable"},
+		{"softbounce@example.com", []string{"sent", "delivered"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.to, func(t *testing.T) {
+			id := s.send(message.SendRequest{To: tt.to, Subject: "s", HTML: "<p>hi</p>", PostbackURL: s.postback.URL})
+			pbs := s.postback.waitFor(t, id, len(tt.want))
+			if got := statuses(pbs); !slices.Equal(got, tt.want) {
+				t.Fatalf("postbacks %v, want %v", got, tt.want)
+			}
+			last := pbs[len(pbs)-1]
+			checkShape(t, last, id, "", "")
+			md := last["metadata"].(map[string]any)
+			if tt.reason != "" && md["reason"] != tt.reason {
+				t.Errorf("reason %v, want %q", md["reason"], tt.reason)
+			}
+			if tt.to == "bounce@example.com" {
+				waitClosed(t, s, id)
+				recordHistory(t, s, id, "history_bounce.json")
+			}
+			st := s.state(id)
+			if string(st.Status) != tt.want[len(tt.want)-1] || st.Reason != tt.reason {
+				t.Errorf("state %s %q, want %s %q", st.Status, st.Reason, tt.want[len(tt.want)-1], tt.reason)
+			}
+		})
+	}
+}
+
+func TestSameExternalSendIDSendsOnce(t *testing.T) {
+	t.Parallel()
+	s := setup(t, nil)
+	req := message.SendRequest{To: "ok@example.com", Subject: "s", Text: "t", ExternalSendID: "once-" + t.Name(), PostbackURL: s.postback.URL}
+	first := s.send(req)
+	var again struct {
+		DispatchID string `json:"dispatch_id"`
+	}
+	resp := s.do("POST", "/v1/messages", req, &again)
+	if resp.StatusCode != http.StatusAccepted || again.DispatchID != first || resp.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("second send: %d %s replayed=%q, want 202 %s replayed=true", resp.StatusCode, again.DispatchID, resp.Header.Get("Idempotent-Replayed"), first)
+	}
+	s.postback.waitFor(t, first, 3)
+	if n := s.sends.Load(); n != 1 {
+		t.Errorf("ESP got %d sends, want 1", n)
+	}
+}
+
+func TestPostbackEndpointDownThenUp(t *testing.T) {
+	t.Parallel()
+	s := setup(t, nil)
+	s.postback.failFirst = 2 // the local first attempt and the first retry
+	id := s.send(message.SendRequest{To: "ok@example.com", Subject: "s", Text: "t", PostbackURL: s.postback.URL})
+	pbs := s.postback.waitFor(t, id, 3)
+	if got := statuses(pbs); !slices.Equal(got, []string{"sent", "processed", "delivered"}) {
+		t.Fatalf("postbacks %v, want them in status order despite the outage", got)
+	}
+	var st workflows.State
+	eventually(t, "all postbacks delivered", func() bool {
+		st = s.state(id)
+		return len(st.Postbacks) == 3 && st.Postbacks[2].State == workflows.PostbackDelivered
+	})
+	if st.Postbacks[0].Attempts != 3 {
+		t.Errorf("sent postback attempts = %d, want 3 (two 503s, then 2xx)", st.Postbacks[0].Attempts)
+	}
+}
+
+func TestEventsIntake(t *testing.T) {
+	t.Parallel()
+	s := setup(t, func(c *config.Config) { c.SandboxDelay = time.Hour }) // the sandbox stays quiet
+	id := s.send(message.SendRequest{To: "ok@example.com", Subject: "s", Text: "t", PostbackURL: s.postback.URL})
+	s.postback.waitFor(t, id, 1)
+
+	type counts struct{ Accepted, Duplicates, Unmatched int }
+	post := func(body string) (int, counts, string) {
+		var raw map[string]any
+		resp := s.do("POST", "/v1/events/generic", body, &raw)
+		c := counts{}
+		if v, ok := raw["accepted"].(float64); ok {
+			c = counts{int(v), int(raw["duplicates"].(float64)), int(raw["unmatched"].(float64))}
+		}
+		msg, _ := raw["error"].(string)
+		return resp.StatusCode, c, msg
+	}
+	batch := `[{"dispatch_id":"` + id + `","event":"delivered","event_id":"d1"},
+	           {"dispatch_id":"` + id + `","event":"processed","event_id":"p1"},
+	           {"dispatch_id":"` + id + `","event":"delivered","event_id":"d1"},
+	           {"dispatch_id":"00000000000000000000000000000000","event":"delivered","event_id":"x"}]`
+	code, c, _ := post(batch)
+	if code != 200 || c != (counts{2, 1, 1}) {
+		t.Fatalf("batch: %d %+v, want 200 {accepted 2, duplicates 1, unmatched 1}", code, c)
+	}
+	// The ESP retries the whole batch: nothing new.
+	if code, c, _ = post(batch); code != 200 || c.Accepted != 0 || c.Duplicates != 3 {
+		t.Errorf("retried batch: %d %+v, want 3 duplicates", code, c)
+	}
+	pbs := s.postback.waitFor(t, id, 2)
+	if got := statuses(pbs); !slices.Equal(got, []string{"sent", "delivered"}) {
+		t.Errorf("postbacks %v, want [sent delivered]: a late processed changes nothing", got)
+	}
+	st := s.state(id)
+	late := st.Events[len(st.Events)-1]
+	if late.Type != message.EventProcessed || late.ChangedStatus || !strings.Contains(late.Note, "delivered") {
+		t.Errorf("late processed recorded as %+v, want unchanged with a note", late)
+	}
+
+	for _, tt := range []struct {
+		name, path, body string
+		code             int
+		errorHas         string
+	}{
+		{"malformed", "/v1/events/generic", `{"dispatch_id":`, 400, "malformed JSON"},
+		{"unknown event", "/v1/events/generic", `{"dispatch_id":"` + id + `","event":"exploded"}`, 400, `event: unknown event "exploded"`},
+		{"missing dispatch_id", "/v1/events/generic", `{"event":"open"}`, 400, "dispatch_id: is required"},
+		{"unknown provider", "/v1/events/nosuchesp", `{}`, 404, `unknown provider "nosuchesp"`},
+		{"too large", "/v1/events/generic", `[` + strings.Repeat(`{"dispatch_id":"`+id+`","event":"open"},`, 30000) + `{}]`, 413, "body larger than"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var raw map[string]string
+			resp := s.do("POST", tt.path, tt.body, &raw)
+			if resp.StatusCode != tt.code || !strings.Contains(raw["error"], tt.errorHas) {
+				t.Errorf("got %d %q, want %d with an error containing %q", resp.StatusCode, raw["error"], tt.code, tt.errorHas)
+			}
+		})
+	}
+}
+
+func TestSendAndQueryErrors(t *testing.T) {
+	t.Parallel()
+	s := setup(t, nil)
+	for _, tt := range []struct {
+		name, method, path, body string
+		code                     int
+		errorHas                 string
+	}{
+		{"missing to", "POST", "/v1/messages", `{"subject":"s","text":"t"}`, 400, "to: is required"},
+		{"no body", "POST", "/v1/messages", `{"to":"a@example.com","subject":"s"}`, 400, "text or html is required"},
+		{"typo", "POST", "/v1/messages", `{"to":"a@example.com","subject":"s","txt":"t"}`, 400, `unknown field "txt"`},
+		{"wrong type", "POST", "/v1/messages", `{"to":42}`, 400, "to: must be a string"},
+		{"not json", "POST", "/v1/messages", `to=a@example.com`, 400, "malformed JSON"},
+		{"unknown message", "GET", "/v1/messages/0123456789abcdef0123456789abcdef", "", 404, "not found"},
+		{"not a dispatch id", "GET", "/v1/messages/nope", "", 404, "32 lowercase hex"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var raw map[string]string
+			resp := s.do(tt.method, tt.path, tt.body, &raw)
+			if resp.StatusCode != tt.code || !strings.Contains(raw["error"], tt.errorHas) {
+				t.Errorf("got %d %q, want %d with an error containing %q", resp.StatusCode, raw["error"], tt.code, tt.errorHas)
+			}
+		})
+	}
+	var health map[string]string
+	if resp := s.do("GET", "/healthz", nil, &health); resp.StatusCode != 200 || health["status"] != "ok" {
+		t.Errorf("healthz: %d %v", resp.StatusCode, health)
+	}
+}
