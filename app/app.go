@@ -7,8 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"os"
 
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
@@ -24,11 +24,11 @@ type Roles struct {
 	Worker bool
 }
 
-// NewLogger returns the process's logger at cfg.LogLevel, text on stderr.
-func NewLogger(cfg config.Config) *slog.Logger {
+// NewLogger returns the process's logger at cfg.LogLevel, as text on w (stderr).
+func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by config.Load
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
 // Dial connects to the Temporal cluster of cfg; the SDK logs through logger.

@@ -60,7 +60,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "dispatchflow: configuration:", err)
 		return 1
 	}
-	logger := app.NewLogger(cfg)
+	logger := app.NewLogger(cfg, stderr)
 	// SIGTERM as well as Ctrl-C: containers and process managers stop with SIGTERM.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

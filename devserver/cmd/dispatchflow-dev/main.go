@@ -44,7 +44,7 @@ func run(dataDir string, port, uiPort int) error {
 	if cfg.DevInbox && cfg.PostbackURL == "" {
 		cfg.PostbackURL = cfg.PublicURL + "/dev/inbox"
 	}
-	logger := app.NewLogger(cfg)
+	logger := app.NewLogger(cfg, os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
