@@ -22,6 +22,7 @@ import (
 
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	tworker "go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/dispatchflow/dispatchflow/app"
@@ -58,6 +59,29 @@ type system struct {
 	cfg      config.Config
 	postback *receiver
 	sends    atomic.Int32
+	logger   *slog.Logger
+	worker   tworker.Worker
+}
+
+// startWorker starts the system's worker; stopWorker stops it (Temporal keeps
+// the work for the next one).
+func (s *system) startWorker() {
+	s.t.Helper()
+	sender, err := worker.NewESP(s.cfg, s.logger)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.worker = worker.New(s.client, s.cfg, countingSender{sender, &s.sends})
+	if err := s.worker.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *system) stopWorker() {
+	if s.worker != nil {
+		s.worker.Stop()
+		s.worker = nil
+	}
 }
 
 // countingSender counts the messages handed to the ESP.
@@ -106,15 +130,9 @@ func setup(t *testing.T, edit func(*config.Config)) *system {
 	s.client = c
 	handler = starter.New(c, cfg, logger).Handler()
 
-	sender, err := worker.NewESP(cfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := worker.New(c, cfg, countingSender{sender, &s.sends})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
+	s.logger = logger
+	s.startWorker()
+	t.Cleanup(s.stopWorker)
 	return s
 }
 
@@ -196,6 +214,14 @@ type receiver struct {
 	got       []map[string]any
 	calls     int
 	failFirst int
+	down      bool
+}
+
+// setDown makes the endpoint answer 503 until it is set up again.
+func (r *receiver) setDown(down bool) {
+	r.mu.Lock()
+	r.down = down
+	r.mu.Unlock()
 }
 
 func newReceiver(t *testing.T) *receiver {
@@ -205,7 +231,7 @@ func newReceiver(t *testing.T) *receiver {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.calls++
-		if r.calls <= r.failFirst {
+		if r.calls <= r.failFirst || r.down {
 			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
 			return
 		}

@@ -251,3 +251,64 @@ func TestSendAndQueryErrors(t *testing.T) {
 		t.Errorf("healthz: %d %v", resp.StatusCode, health)
 	}
 }
+
+// An endpoint that is down delays its postbacks, never the message: events keep
+// advancing the status, the state shows the retrying postback's attempts and last
+// error, and once the endpoint is back every postback arrives, in status order.
+func TestEndpointDownDoesNotBlockEvents(t *testing.T) {
+	t.Parallel()
+	s := setup(t, nil)
+	s.postback.setDown(true)
+	id := s.send(message.SendRequest{To: "ok@example.com", Subject: "s", Text: "t", PostbackURL: s.postback.URL})
+
+	var st workflows.State
+	eventually(t, "delivered while the sent postback is retried", func() bool {
+		st = s.state(id)
+		return st.Status == message.StatusDelivered && len(st.Postbacks) == 3 && st.Postbacks[0].Attempts >= 3 &&
+			!st.Postbacks[0].NextAttemptAt.IsZero() // between two attempts
+	})
+	first := st.Postbacks[0]
+	if first.State != workflows.PostbackDelivering || !strings.Contains(first.LastError, "503") {
+		t.Errorf("sent postback %+v, want delivering with a last error naming the 503", first)
+	}
+	for _, p := range st.Postbacks[1:] {
+		if p.State != workflows.PostbackPending || p.Attempts != 0 {
+			t.Errorf("postback %d (%s) is %s after %d attempts, want pending behind the first", p.Seq, p.Status, p.State, p.Attempts)
+		}
+	}
+	if got := s.postback.postbacks(id); len(got) != 0 {
+		t.Fatalf("the endpoint accepted %d postbacks while down", len(got))
+	}
+
+	s.postback.setDown(false)
+	pbs := s.postback.waitFor(t, id, 3)
+	if got := statuses(pbs); !slices.Equal(got, []string{"sent", "processed", "delivered"}) {
+		t.Errorf("postbacks %v after the outage, want [sent processed delivered]", got)
+	}
+}
+
+// Durability: with no worker running, the API still takes the ESP's events in;
+// a worker started later applies them and posts what is due.
+func TestEventsWaitForAWorker(t *testing.T) {
+	t.Parallel()
+	s := setup(t, func(c *config.Config) { c.SandboxDelay = time.Hour })
+	id := s.send(message.SendRequest{To: "ok@example.com", Subject: "s", Text: "t", PostbackURL: s.postback.URL})
+	s.postback.waitFor(t, id, 1)
+	s.stopWorker()
+
+	var res map[string]int
+	body := `[{"dispatch_id":"` + id + `","event":"processed","event_id":"p"},{"dispatch_id":"` + id + `","event":"delivered","event_id":"d"}]`
+	if resp := s.do("POST", "/v1/events/generic", body, &res); resp.StatusCode != 200 || res["accepted"] != 2 {
+		t.Fatalf("events with no worker: %d %v, want 200 with 2 accepted", resp.StatusCode, res)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if got := s.postback.postbacks(id); len(got) != 1 {
+		t.Fatalf("%d postbacks with no worker running, want only the first", len(got))
+	}
+
+	s.startWorker()
+	pbs := s.postback.waitFor(t, id, 3)
+	if got := statuses(pbs); !slices.Equal(got, []string{"sent", "processed", "delivered"}) {
+		t.Errorf("postbacks %v, want [sent processed delivered]", got)
+	}
+}
