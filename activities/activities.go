@@ -14,12 +14,14 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/dispatchflow/dispatchflow/channel"
 	"github.com/dispatchflow/dispatchflow/esp"
 	"github.com/dispatchflow/dispatchflow/message"
 )
@@ -31,6 +33,8 @@ const (
 	ErrRefused = "ESPRefused"
 	// ErrPostbackStatus: the endpoint answered a non-2xx status; retried.
 	ErrPostbackStatus = "PostbackHTTPStatus"
+	// ErrFallbackRefused: a fallback step can never succeed (invalid number, …).
+	ErrFallbackRefused = "FallbackRefused"
 )
 
 // Activities carries the dependencies of every activity. Register one with the worker.
@@ -40,6 +44,11 @@ type Activities struct {
 	// HTTP sends postbacks. It must not retry (RetryMax 0) nor follow redirects:
 	// Temporal owns retries, and a redirect is a failure. See NewPostbackClient.
 	HTTP *retryablehttp.Client
+	// Channels send fallback steps.
+	Channels channel.Channels
+	// CallbackURL is where SMS providers report a fallback's delivery status:
+	// {DISPATCHFLOW_PUBLIC_URL}/v1/callbacks/twilio. Empty: no status callbacks.
+	CallbackURL string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -144,4 +153,28 @@ func unwrapURLError(err error) error {
 		return ue.Err
 	}
 	return err
+}
+
+// FallbackInput is the input of Fallback.
+type FallbackInput struct {
+	Message channel.Message
+}
+
+// Fallback sends one step of a message's fallback ladder. The message carries an
+// idempotency key (dispatch_id + step) that channels pass on where they can.
+// A permanent failure is a non-retryable ApplicationError of type ErrFallbackRefused.
+func (a *Activities) Fallback(ctx context.Context, in FallbackInput) (channel.Result, error) {
+	m := in.Message
+	if a.CallbackURL != "" && m.Channel == "sms" {
+		q := url.Values{"dispatch_id": {m.DispatchID}, "step": {strconv.Itoa(m.Step + 1)}}
+		m.StatusCallbackURL = a.CallbackURL + "?" + q.Encode()
+	}
+	res, err := a.Channels.Send(ctx, m)
+	if reason, ok := channel.IsPermanent(err); ok {
+		return channel.Result{}, temporal.NewNonRetryableApplicationError(reason, ErrFallbackRefused, nil)
+	}
+	if err != nil {
+		return channel.Result{}, fmt.Errorf("fallback %s: %w", m.Channel, err)
+	}
+	return res, nil
 }

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/dispatchflow/dispatchflow/fallback"
 	"github.com/dispatchflow/dispatchflow/message"
 )
 
@@ -46,6 +48,25 @@ type Config struct {
 	// SendRetryWindow: how long transient ESP failures are retried before the
 	// message is aborted. Defaults to 1h.
 	SendRetryWindow time.Duration `envconfig:"SEND_RETRY_WINDOW" default:"1h" desc:"how long transient ESP failures are retried before aborting"`
+	// FallbackSentWithin is the default fallback deadline for the ESP to accept a
+	// message (a policy's sent_within). Defaults to 5m.
+	FallbackSentWithin time.Duration `envconfig:"FALLBACK_SENT_WITHIN" default:"5m" desc:"fallback: default sent_within (0s: off)"`
+	// FallbackDeliveredWithin is the default deadline for delivery after sent (a
+	// policy's delivered_within). Defaults to 30m.
+	FallbackDeliveredWithin time.Duration `envconfig:"FALLBACK_DELIVERED_WITHIN" default:"30m" desc:"fallback: default delivered_within (0s: off)"`
+	// FallbackOn are the statuses that escalate at once by default. Defaults to bounced,aborted.
+	FallbackOn []string `envconfig:"FALLBACK_ON" default:"bounced,aborted" desc:"fallback: default statuses that escalate at once"`
+	// FallbackRetryWindow: how long a fallback step's transient failures are retried. Defaults to 1h.
+	FallbackRetryWindow time.Duration `envconfig:"FALLBACK_RETRY_WINDOW" default:"1h" desc:"fallback: how long a step's transient failures are retried"`
+	// PostbackFallbackOutcomes posts fallback_sent / fallback_failed to the postback
+	// endpoint (outside Braze's five statuses: opt in). Defaults to false.
+	PostbackFallbackOutcomes bool `envconfig:"POSTBACK_FALLBACK_OUTCOMES" default:"false" desc:"post fallback_sent / fallback_failed postbacks"`
+	// Twilio* configure the sms fallback channel (a Twilio-compatible Messages API).
+	// The channel is usable when TwilioAccountSID is set.
+	TwilioBaseURL    string `envconfig:"TWILIO_BASE_URL" default:"https://api.twilio.com" desc:"sms fallback: Messages API origin"`
+	TwilioAccountSID string `envconfig:"TWILIO_ACCOUNT_SID" desc:"sms fallback: account SID (enables the sms channel)"`
+	TwilioAuthToken  string `envconfig:"TWILIO_AUTH_TOKEN" desc:"sms fallback: auth token (also verifies status callbacks)"`
+	TwilioFrom       string `envconfig:"TWILIO_FROM" desc:"sms fallback: sender number"`
 	// TaskQueue of the worker. Defaults to "dispatchflow".
 	TaskQueue string `envconfig:"TASK_QUEUE" default:"dispatchflow" desc:"Temporal task queue"`
 	// DevInbox mounts /dev/inbox on the API: a postback endpoint that keeps what it
@@ -115,6 +136,30 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%s: %s must be positive", name, d)
 		}
 	}
+	for name, d := range map[string]time.Duration{
+		"DISPATCHFLOW_FALLBACK_SENT_WITHIN":      c.FallbackSentWithin,
+		"DISPATCHFLOW_FALLBACK_DELIVERED_WITHIN": c.FallbackDeliveredWithin,
+	} {
+		if d < 0 {
+			return fmt.Errorf("%s: %s must not be negative", name, d)
+		}
+	}
+	if c.FallbackRetryWindow <= 0 {
+		return fmt.Errorf("DISPATCHFLOW_FALLBACK_RETRY_WINDOW: %s must be positive", c.FallbackRetryWindow)
+	}
+	for _, s := range c.FallbackOn {
+		if !slices.Contains(fallback.EscalatingStatuses, message.Status(s)) {
+			return fmt.Errorf("DISPATCHFLOW_FALLBACK_ON: %q cannot escalate (want bounced and/or aborted)", s)
+		}
+	}
+	if c.TwilioAccountSID != "" {
+		if c.TwilioAuthToken == "" || c.TwilioFrom == "" {
+			return fmt.Errorf("DISPATCHFLOW_TWILIO_AUTH_TOKEN and DISPATCHFLOW_TWILIO_FROM: required with DISPATCHFLOW_TWILIO_ACCOUNT_SID")
+		}
+		if err := message.CheckEndpointURL(c.TwilioBaseURL); err != nil {
+			return fmt.Errorf("DISPATCHFLOW_TWILIO_BASE_URL: %w", err)
+		}
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -130,6 +175,30 @@ func (c *Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// FallbackDefaults are the policy defaults of DISPATCHFLOW_FALLBACK_*.
+func (c Config) FallbackDefaults() fallback.Defaults {
+	on := make([]message.Status, len(c.FallbackOn))
+	for i, s := range c.FallbackOn {
+		on[i] = message.Status(s)
+	}
+	return fallback.Defaults{SentWithin: c.FallbackSentWithin, DeliveredWithin: c.FallbackDeliveredWithin, On: on}
+}
+
+// FallbackChannels lists the fallback channels this configuration can use.
+func (c Config) FallbackChannels() []string {
+	ch := []string{fallback.ChannelSandbox, fallback.ChannelWebhook}
+	if c.TwilioAccountSID != "" {
+		ch = append(ch, fallback.ChannelSMS)
+	}
+	return ch
+}
+
+// TwilioCallbackURL is where Twilio reports the status of fallback SMS.
+func (c Config) TwilioCallbackURL() string {
+	u, _ := url.JoinPath(c.PublicURL, "/v1/callbacks/twilio")
+	return u
 }
 
 // SandboxEventsURL is where the sandbox ESP posts its events.

@@ -57,6 +57,35 @@ type Metadata struct {
 	AbortedAt   Timestamp `json:"aborted_at,omitzero"`
 	// On "bounced" and "aborted" only.
 	Reason string `json:"reason,omitempty"`
+
+	// On fallback outcomes only (not Braze's; see StatusFallbackSent).
+	FallbackReason  string    `json:"fallback_reason,omitempty"`
+	FallbackChannel string    `json:"fallback_channel,omitempty"`
+	FallbackStep    int       `json:"fallback_step,omitempty"`
+	FallbackAt      Timestamp `json:"fallback_at,omitzero"`
+}
+
+// Postback statuses beyond Braze's five: the outcome of a message's fallback
+// ladder, posted only where DISPATCHFLOW_POSTBACK_FALLBACK_OUTCOMES asks for them,
+// in order with the status postbacks. They never change the message's status.
+const (
+	// StatusFallbackSent: a fallback step reached the user (fallback_channel,
+	// fallback_step, 1-based, fallback_at, and fallback_reason: why it escalated).
+	StatusFallbackSent Status = "fallback_sent"
+	// StatusFallbackFailed: every step failed or went unconfirmed.
+	StatusFallbackFailed Status = "fallback_failed"
+)
+
+// NewFallbackPostback builds the postback of a fallback outcome.
+func NewFallbackPostback(id Identity, outcome Status, at time.Time, reason, channel string, step int) Postback {
+	return Postback{
+		DispatchID: id.DispatchID,
+		Status:     outcome,
+		Metadata: Metadata{
+			ExternalSendID: id.ExternalSendID, CampaignAPIID: id.CampaignAPIID,
+			FallbackReason: reason, FallbackChannel: channel, FallbackStep: step, FallbackAt: At(at),
+		},
+	}
 }
 
 // Identity is what every postback of a message repeats.

@@ -10,6 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,7 +19,9 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/dispatchflow/dispatchflow/channel"
 	"github.com/dispatchflow/dispatchflow/config"
+	"github.com/dispatchflow/dispatchflow/fallback"
 	"github.com/dispatchflow/dispatchflow/intake"
 	"github.com/dispatchflow/dispatchflow/message"
 	"github.com/dispatchflow/dispatchflow/workflows"
@@ -53,7 +57,10 @@ func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/messages", a.sendMessage)
 	mux.HandleFunc("GET /v1/messages/{dispatch_id}", a.getMessage)
+	mux.HandleFunc("POST /v1/messages/{dispatch_id}/fallback/cancel", a.cancelFallback)
+	mux.HandleFunc("PATCH /v1/messages/{dispatch_id}/fallback", a.patchFallback)
 	mux.HandleFunc("POST /v1/events/{provider}", a.postEvents)
+	mux.HandleFunc("POST /v1/callbacks/twilio", a.twilioCallback)
 	mux.HandleFunc("GET /healthz", a.healthz)
 	if a.inbox != nil {
 		mux.Handle("/dev/inbox", a.inbox)
@@ -83,15 +90,30 @@ type sendResponse struct {
 	Status     message.Status `json:"status"`
 }
 
+// sendBody is the body of POST /v1/messages.
+type sendBody struct {
+	message.SendRequest
+	Fallback *fallback.Policy `json:"fallback,omitempty"`
+}
+
 func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
-	var req message.SendRequest
-	if err := decodeJSON(w, r, &req); err != nil {
+	var body sendBody
+	if err := decodeJSON(w, r, &body); err != nil {
 		a.fail(w, r, err)
 		return
 	}
+	req := body.SendRequest
 	if err := req.Normalize(a.cfg.From); err != nil {
 		a.fail(w, r, badRequest(err.Error()))
 		return
+	}
+	if body.Fallback != nil {
+		p := body.Fallback.WithDefaults(a.cfg.FallbackDefaults())
+		if err := p.Validate("fallback", a.cfg.FallbackChannels()); err != nil {
+			a.fail(w, r, badRequest(err.Error()))
+			return
+		}
+		body.Fallback = &p
 	}
 	id := message.NewDispatchID()
 	if req.ExternalSendID != "" {
@@ -108,10 +130,13 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 		ReceivedAt:  a.now().UTC(),
 		PostbackURL: postbackURL,
 		Policy: workflows.Policy{
-			TrackingWindow:      a.cfg.TrackingWindow,
-			PostbackRetryWindow: a.cfg.PostbackRetryWindow,
-			SendRetryWindow:     a.cfg.SendRetryWindow,
+			TrackingWindow:       a.cfg.TrackingWindow,
+			PostbackRetryWindow:  a.cfg.PostbackRetryWindow,
+			SendRetryWindow:      a.cfg.SendRetryWindow,
+			FallbackRetryWindow:  a.cfg.FallbackRetryWindow,
+			PostFallbackOutcomes: a.cfg.PostbackFallbackOutcomes,
 		},
+		Fallback: body.Fallback,
 	}
 	opts := client.StartWorkflowOptions{
 		ID:        workflows.WorkflowID(id),
@@ -188,6 +213,100 @@ func (a *API) addLiveAttempts(ctx context.Context, st *workflows.State) {
 			retrying.NextAttemptAt = t.AsTime()
 		}
 	}
+}
+
+// cancelFallback is POST /v1/messages/{dispatch_id}/fallback/cancel: the app
+// reached the user another way. 409 once the message has escalated.
+func (a *API) cancelFallback(w http.ResponseWriter, r *http.Request) {
+	var in workflows.CancelFallbackInput
+	if r.ContentLength != 0 {
+		if err := decodeJSON(w, r, &in); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	a.updateFallback(w, r, workflows.UpdateCancelFallback, in)
+}
+
+// patchFallback is PATCH /v1/messages/{dispatch_id}/fallback: new deadlines,
+// statuses or steps for a pending policy. 409 once the message has escalated.
+func (a *API) patchFallback(w http.ResponseWriter, r *http.Request) {
+	var patch fallback.Patch
+	if err := decodeJSON(w, r, &patch); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := patch.Validate("fallback", a.cfg.FallbackChannels()); err != nil {
+		a.fail(w, r, badRequest(err.Error()))
+		return
+	}
+	a.updateFallback(w, r, workflows.UpdatePatchFallback, patch)
+}
+
+// updateFallback runs a fallback update and answers the new fallback state.
+func (a *API) updateFallback(w http.ResponseWriter, r *http.Request, name string, arg any) {
+	id := r.PathValue("dispatch_id")
+	if !message.ValidDispatchID(id) {
+		a.fail(w, r, notFound(fmt.Sprintf("message %q not found: a dispatch_id is 32 lowercase hex characters", id)))
+		return
+	}
+	h, err := a.client.UpdateWorkflow(r.Context(), client.UpdateWorkflowOptions{
+		WorkflowID:   workflows.WorkflowID(id),
+		UpdateName:   name,
+		Args:         []any{arg},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	var st workflows.FallbackState
+	if err == nil {
+		err = h.Get(r.Context(), &st)
+	}
+	if err != nil {
+		a.fail(w, r, notFoundOr(err, fmt.Sprintf("message %s not found, or its tracking window is over", id)))
+		return
+	}
+	a.logger.Info("fallback updated", "dispatch_id", id, "update", name, "state", st.State)
+	writeJSON(w, http.StatusOK, st)
+}
+
+// twilioCallback is Twilio's status callback for fallback SMS
+// (StatusCallback={PUBLIC_URL}/v1/callbacks/twilio?dispatch_id=…&step=…), verified
+// with X-Twilio-Signature under DISPATCHFLOW_TWILIO_AUTH_TOKEN.
+func (a *API) twilioCallback(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.TwilioAuthToken == "" {
+		a.fail(w, r, notFound("the sms channel is not configured (DISPATCHFLOW_TWILIO_ACCOUNT_SID)"))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		a.fail(w, r, bodyError(err))
+		return
+	}
+	fullURL := strings.TrimSuffix(a.cfg.PublicURL, "/") + r.URL.RequestURI()
+	if !channel.VerifyTwilioSignature(a.cfg.TwilioAuthToken, fullURL, r.PostForm, r.Header.Get("X-Twilio-Signature")) {
+		a.fail(w, r, &httpError{http.StatusUnauthorized, "invalid X-Twilio-Signature"})
+		return
+	}
+	q := r.URL.Query()
+	id := q.Get("dispatch_id")
+	step, err := strconv.Atoi(q.Get("step"))
+	if !message.ValidDispatchID(id) || err != nil || step < 1 {
+		a.fail(w, r, badRequest("dispatch_id and step: a dispatch_id and a step number >= 1 are required in the query"))
+		return
+	}
+	st := workflows.FallbackStatus{Step: step, Status: r.PostForm.Get("MessageStatus"), ProviderID: r.PostForm.Get("MessageSid")}
+	if code := r.PostForm.Get("ErrorCode"); code != "" {
+		st.Error = "twilio error " + code
+	}
+	err = a.client.SignalWorkflow(r.Context(), workflows.WorkflowID(id), "", workflows.SignalFallbackStatus, st)
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		a.logger.Warn("sms status for no open message", "dispatch_id", id, "step", step, "status", st.Status)
+	case err != nil:
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // eventsResponse is the answer to POST /v1/events/{provider}.

@@ -9,8 +9,10 @@ import (
 	"net/http"
 
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/dispatchflow/dispatchflow/intake"
+	"github.com/dispatchflow/dispatchflow/workflows"
 )
 
 // httpError is an error with the status code the API answers it with.
@@ -44,9 +46,14 @@ func statusOf(err error) int {
 		exhausted   *serviceerror.ResourceExhausted
 		deadline    *serviceerror.DeadlineExceeded
 	)
+	var appErr *temporal.ApplicationError
 	switch {
 	case errors.As(err, &he):
 		return he.code
+	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrFallbackConflict:
+		return http.StatusConflict
+	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrFallbackInvalid:
+		return http.StatusBadRequest
 	case errors.As(err, &maxBytes):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, intake.ErrBadRequest):
@@ -68,8 +75,12 @@ func statusOf(err error) int {
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code := statusOf(err)
 	msg := err.Error()
-	if errors.Is(err, intake.ErrBadRequest) {
+	var appErr *temporal.ApplicationError
+	switch {
+	case errors.Is(err, intake.ErrBadRequest):
 		msg = msg[len(intake.ErrBadRequest.Error())+2:] // drop "bad request: "
+	case errors.As(err, &appErr) && code < 500:
+		msg = appErr.Message() // a rejected update: the workflow's own words
 	}
 	if code >= 500 {
 		a.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", code, "error", err)

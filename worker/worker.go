@@ -14,13 +14,18 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/dispatchflow/dispatchflow/activities"
+	"github.com/dispatchflow/dispatchflow/channel"
 	"github.com/dispatchflow/dispatchflow/config"
 	"github.com/dispatchflow/dispatchflow/esp"
+	"github.com/dispatchflow/dispatchflow/fallback"
 	"github.com/dispatchflow/dispatchflow/workflows"
 )
 
-// PostbackTimeout bounds one postback attempt.
-const PostbackTimeout = 15 * time.Second
+// PostbackTimeout bounds one postback attempt; FallbackTimeout one fallback send.
+const (
+	PostbackTimeout = 15 * time.Second
+	FallbackTimeout = 20 * time.Second
+)
 
 // NewESP returns the Sender configured by cfg.ESP.
 func NewESP(cfg config.Config, logger *slog.Logger) (esp.Sender, error) {
@@ -36,12 +41,32 @@ func NewESP(cfg config.Config, logger *slog.Logger) (esp.Sender, error) {
 	return nil, fmt.Errorf("DISPATCHFLOW_ESP: unknown provider %q", cfg.ESP)
 }
 
+// NewChannels returns the fallback channels cfg makes usable.
+func NewChannels(cfg config.Config) channel.Channels {
+	ch := channel.Channels{
+		fallback.ChannelSandbox: &channel.Sandbox{},
+		fallback.ChannelWebhook: &channel.Webhook{HTTP: channel.NewHTTPClient(FallbackTimeout)},
+	}
+	if cfg.TwilioAccountSID != "" {
+		ch[fallback.ChannelSMS] = &channel.SMS{
+			BaseURL: cfg.TwilioBaseURL, AccountSID: cfg.TwilioAccountSID, AuthToken: cfg.TwilioAuthToken,
+			From: cfg.TwilioFrom, HTTP: channel.NewHTTPClient(FallbackTimeout),
+		}
+	}
+	return ch
+}
+
 // New returns a worker on cfg.TaskQueue running the Message workflow and its
-// activities against sender.
+// activities against sender and the fallback channels of cfg.
 func New(c client.Client, cfg config.Config, sender esp.Sender) worker.Worker {
 	w := worker.New(c, cfg.TaskQueue, worker.Options{})
 	w.RegisterWorkflowWithOptions(workflows.Message, workflow.RegisterOptions{Name: workflows.MessageWorkflow})
-	w.RegisterActivity(&activities.Activities{ESP: sender, HTTP: activities.NewPostbackClient(PostbackTimeout)})
+	w.RegisterActivity(&activities.Activities{
+		ESP:         sender,
+		HTTP:        activities.NewPostbackClient(PostbackTimeout),
+		Channels:    NewChannels(cfg),
+		CallbackURL: cfg.TwilioCallbackURL(),
+	})
 	return w
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dispatchflow/dispatchflow/activities"
 	"github.com/dispatchflow/dispatchflow/esp"
+	"github.com/dispatchflow/dispatchflow/fallback"
 	"github.com/dispatchflow/dispatchflow/message"
 )
 
@@ -36,6 +37,12 @@ type Policy struct {
 	// SendRetryWindow: how long transient ESP failures are retried before the message
 	// is aborted. Defaults to 1h.
 	SendRetryWindow time.Duration `json:"send_retry_window"`
+	// FallbackRetryWindow: how long a fallback step's transient failures are retried
+	// before the ladder moves on. Defaults to 1h.
+	FallbackRetryWindow time.Duration `json:"fallback_retry_window"`
+	// PostFallbackOutcomes posts the ladder's outcome (fallback_sent,
+	// fallback_failed) to the postback endpoint.
+	PostFallbackOutcomes bool `json:"post_fallback_outcomes,omitempty"`
 }
 
 func (p Policy) withDefaults() Policy {
@@ -47,6 +54,9 @@ func (p Policy) withDefaults() Policy {
 	}
 	if p.SendRetryWindow <= 0 {
 		p.SendRetryWindow = time.Hour
+	}
+	if p.FallbackRetryWindow <= 0 {
+		p.FallbackRetryWindow = time.Hour
 	}
 	return p
 }
@@ -64,6 +74,8 @@ type MessageInput struct {
 	// empty means postbacks are recorded as skipped.
 	PostbackURL string `json:"postback_url,omitempty"`
 	Policy      Policy `json:"policy"`
+	// Fallback is the message's fallback policy, defaults applied; nil: none.
+	Fallback *fallback.Policy `json:"fallback,omitempty"`
 	// Carried is the state of the previous run after a continue-as-new.
 	Carried *State `json:"carried,omitempty"`
 }
@@ -91,6 +103,8 @@ type State struct {
 	DuplicateEvents int `json:"duplicate_events"`
 	// Postbacks is one entry per status change, in status order.
 	Postbacks []PostbackRecord `json:"postbacks"`
+	// Fallback is the escalation policy and what it did.
+	Fallback FallbackState `json:"fallback"`
 }
 
 // EventRecord is one event in a message's timeline.
@@ -159,6 +173,7 @@ type messageImpl struct {
 	// draining stops the postback sender before a continue-as-new.
 	draining bool
 	events   workflow.ReceiveChannel
+	fb       fallbackImpl
 }
 
 func newMessageImpl(ctx workflow.Context, in MessageInput) *messageImpl {
@@ -184,6 +199,11 @@ func newMessageImpl(ctx workflow.Context, in MessageInput) *messageImpl {
 		TrackingUntil:  now.Add(in.Policy.TrackingWindow + in.Policy.TrackingWindow/trackingGraceDivisor),
 		Events:         []EventRecord{},
 		Postbacks:      []PostbackRecord{},
+		Fallback:       FallbackState{State: FallbackNone},
+	}
+	if in.Fallback != nil {
+		p := *in.Fallback
+		m.state.Fallback = FallbackState{State: FallbackPending, Policy: &p}
 	}
 	return m
 }
@@ -194,7 +214,14 @@ func dedupeKey(provider, id string) string {
 
 func (m *messageImpl) setup(ctx workflow.Context) error {
 	m.events = workflow.GetSignalChannel(ctx, SignalEvent)
-	return workflow.SetQueryHandler(ctx, QueryState, func() (State, error) { return m.state, nil })
+	if err := m.setupFallback(ctx); err != nil {
+		return err
+	}
+	return workflow.SetQueryHandler(ctx, QueryState, func() (State, error) {
+		st := m.state
+		st.Fallback = m.fallbackView()
+		return st, nil
+	})
 }
 
 // trackingGraceDivisor sets the grace added to the first tracking deadline:
@@ -217,6 +244,7 @@ func (m *messageImpl) run(ctx workflow.Context) (State, error) {
 		workflow.Go(ctx, m.send)
 	}
 	workflow.Go(ctx, m.deliverPostbacks)
+	m.startFallback(ctx)
 
 	for {
 		// One timer at a time, never cancelled: when it fires, it is re-armed if the
@@ -245,7 +273,7 @@ func (m *messageImpl) run(ctx workflow.Context) (State, error) {
 
 // idle: the send has an outcome and no postback is waiting or in flight.
 func (m *messageImpl) idle() bool {
-	return m.sendDone && !m.inFlight && m.nextPostback() < 0
+	return m.sendDone && !m.inFlight && m.nextPostback() < 0 && !m.fb.running
 }
 
 func (m *messageImpl) continueAsNewSuggested(ctx workflow.Context) bool {
@@ -256,7 +284,7 @@ func (m *messageImpl) continueAsNewSuggested(ctx workflow.Context) bool {
 // in-flight postback (if any) finishes first, pending ones are carried.
 func (m *messageImpl) continueAsNew(ctx workflow.Context) error {
 	m.draining = true
-	if err := workflow.Await(ctx, func() bool { return m.sendDone && !m.inFlight }); err != nil {
+	if err := workflow.Await(ctx, func() bool { return m.sendDone && !m.inFlight && !m.fb.running }); err != nil {
 		return err
 	}
 	m.drainEvents(ctx)
@@ -272,6 +300,7 @@ func (m *messageImpl) continueAsNew(ctx workflow.Context) error {
 // drainEvents applies the events already delivered to this workflow task, so that
 // none is lost when the workflow completes or continues as new.
 func (m *messageImpl) drainEvents(ctx workflow.Context) {
+	m.drainFallbackStatuses(ctx)
 	var ev message.Event
 	for m.events.ReceiveAsync(&ev) {
 		m.onEvent(ctx, ev)
@@ -318,6 +347,7 @@ func (m *messageImpl) apply(ctx workflow.Context, idx int) {
 		at = rec.ReceivedAt
 	}
 	m.changeStatus(ctx, to, at, rec.Reason)
+	m.onStatusForFallback(ctx, to, &m.state.Events[idx])
 }
 
 func isStatusEvent(t message.EventType) bool {
@@ -338,19 +368,21 @@ func (m *messageImpl) changeStatus(ctx workflow.Context, to message.Status, at t
 	if to == message.StatusBounced || to == message.StatusAborted {
 		m.state.Reason = reason
 	}
-	id := message.Identity{DispatchID: m.state.DispatchID, ExternalSendID: m.state.ExternalSendID, CampaignAPIID: m.state.CampaignAPIID}
-	pb := PostbackRecord{
-		Seq:    len(m.state.Postbacks) + 1,
-		Status: to,
-		URL:    m.in.PostbackURL,
-		State:  PostbackPending,
-		Body:   message.NewPostback(id, to, at, reason, m.state.SendTimes),
-	}
+	m.queuePostback(to, message.NewPostback(m.identity(), to, at, reason, m.state.SendTimes))
+	workflow.GetLogger(ctx).Info("status changed", "dispatch_id", m.state.DispatchID, "status", to)
+}
+
+func (m *messageImpl) identity() message.Identity {
+	return message.Identity{DispatchID: m.state.DispatchID, ExternalSendID: m.state.ExternalSendID, CampaignAPIID: m.state.CampaignAPIID}
+}
+
+// queuePostback appends a postback for the sender coroutine.
+func (m *messageImpl) queuePostback(status message.Status, body message.Postback) {
+	pb := PostbackRecord{Seq: len(m.state.Postbacks) + 1, Status: status, URL: m.in.PostbackURL, State: PostbackPending, Body: body}
 	if pb.URL == "" {
 		pb.State, pb.LastError = PostbackSkipped, "no postback endpoint: set postback_url or DISPATCHFLOW_POSTBACK_URL"
 	}
 	m.state.Postbacks = append(m.state.Postbacks, pb)
-	workflow.GetLogger(ctx).Info("status changed", "dispatch_id", m.state.DispatchID, "status", to)
 }
 
 // send hands the email to the ESP and applies the outcome as our own event, then
