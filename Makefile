@@ -25,6 +25,14 @@ test: ## Run all tests: unit, workflow, replay, and integration on an embedded T
 	go test -count=1 ./...
 	cd devserver && go test -count=1 ./...
 
+.PHONY: bench
+bench: ## Measure dispatchflow against the naive design on an embedded server (docs/benchmarks.md). BENCH_FLAGS="-n 1000 -scale 50000 …"
+	go build -o bin/dispatchflow ./cmd/dispatchflow
+	go build -o bin/bench-naive ./bench/cmd/bench-naive
+	go build -o bin/bench ./bench/cmd/bench
+	go build -C devserver -o ../bin/dispatchflow-dev ./cmd/dispatchflow-dev
+	bin/bench -bin bin $(BENCH_FLAGS)
+
 .PHONY: lint
 lint: ## gofmt, go vet and Temporal's workflowcheck on both modules.
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)

@@ -67,6 +67,10 @@ type Config struct {
 	TwilioAccountSID string `envconfig:"TWILIO_ACCOUNT_SID" desc:"sms fallback: account SID (enables the sms channel)"`
 	TwilioAuthToken  string `envconfig:"TWILIO_AUTH_TOKEN" desc:"sms fallback: auth token (also verifies status callbacks)"`
 	TwilioFrom       string `envconfig:"TWILIO_FROM" desc:"sms fallback: sender number"`
+	// EagerStart asks Temporal to hand a new message's first workflow task straight
+	// to a worker in the same process (dispatchflow serve), saving a round trip.
+	// Without a local worker it has no effect. Defaults to true.
+	EagerStart bool `envconfig:"EAGER_START" default:"true" desc:"eager workflow start when the API runs beside a worker (serve)"`
 	// TaskQueue of the worker. Defaults to "dispatchflow".
 	TaskQueue string `envconfig:"TASK_QUEUE" default:"dispatchflow" desc:"Temporal task queue"`
 	// DevInbox mounts /dev/inbox on the API: a postback endpoint that keeps what it

@@ -23,6 +23,7 @@ import (
 //	bounce@…              processed, then bounced "550 5.1.1 The email account that you tried to reach does not exist"
 //	abort@…, suppressed@… refused at send: aborted "User not emailable"
 //	blackhole@…           processed, then nothing (never delivered)
+//	silent@…              nothing at all (for load tools that post the events themselves)
 //	softbounce@…          deferred, then delivered
 //	anything else         processed, then delivered
 //
@@ -71,6 +72,8 @@ func (s *Sandbox) Send(_ context.Context, e Email) (Receipt, error) {
 		script = []SandboxEvent{{Event: "processed"}, {Event: "bounced", Reason: SandboxBounceReason}}
 	case "blackhole":
 		script = []SandboxEvent{{Event: "processed"}}
+	case "silent":
+		return Receipt{Provider: s.Name(), MessageID: "sandbox-" + e.DispatchID, Response: "accepted by the sandbox"}, nil
 	case "softbounce":
 		script = []SandboxEvent{{Event: "deferred", Reason: "421 4.7.0 Try again later"}, {Event: "delivered"}}
 	default:

@@ -43,6 +43,7 @@ func TestSandbox(t *testing.T) {
 		{to: "ok@example.com", events: []string{"processed", "delivered"}},
 		{to: "Ann <bounce@example.com>", events: []string{"processed", "bounced"}, reason: SandboxBounceReason},
 		{to: "blackhole@example.com", events: []string{"processed"}},
+		{to: "silent@example.com"},
 		{to: "softbounce@example.com", events: []string{"deferred", "delivered"}},
 		{to: "abort@example.com", refused: true},
 		{to: "SUPPRESSED@example.com", refused: true},

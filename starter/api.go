@@ -146,6 +146,8 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		// Ignored unless a worker for this task queue runs on the same client.
+		EnableEagerStart: a.cfg.EagerStart,
 	}
 	_, err := a.client.ExecuteWorkflow(r.Context(), opts, workflows.MessageWorkflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted

@@ -56,17 +56,22 @@ func NewChannels(cfg config.Config) channel.Channels {
 	return ch
 }
 
+// NewActivities returns the activities of cfg, handing emails to sender.
+func NewActivities(cfg config.Config, sender esp.Sender) *activities.Activities {
+	return &activities.Activities{
+		ESP:         sender,
+		HTTP:        activities.NewPostbackClient(PostbackTimeout),
+		Channels:    NewChannels(cfg),
+		CallbackURL: cfg.TwilioCallbackURL(),
+	}
+}
+
 // New returns a worker on cfg.TaskQueue running the Message workflow and its
 // activities against sender and the fallback channels of cfg.
 func New(c client.Client, cfg config.Config, sender esp.Sender) worker.Worker {
 	w := worker.New(c, cfg.TaskQueue, worker.Options{})
 	w.RegisterWorkflowWithOptions(workflows.Message, workflow.RegisterOptions{Name: workflows.MessageWorkflow})
-	w.RegisterActivity(&activities.Activities{
-		ESP:         sender,
-		HTTP:        activities.NewPostbackClient(PostbackTimeout),
-		Channels:    NewChannels(cfg),
-		CallbackURL: cfg.TwilioCallbackURL(),
-	})
+	w.RegisterActivity(NewActivities(cfg, sender))
 	return w
 }
 

@@ -22,7 +22,8 @@ import (
 func main() {
 	dataDir := flag.String("data-dir", ".data", "directory of the embedded Temporal server's database")
 	port := flag.Int("port", 7233, "gRPC port of the embedded Temporal server")
-	uiPort := flag.Int("ui-port", 8233, "port of the Temporal Web UI")
+	uiPort := flag.Int("ui-port", 8233, "port of the Temporal Web UI (0: no UI)")
+	serverOnly := flag.Bool("server-only", false, "run the Temporal server (and UI) only, no worker or API")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: dispatchflow-dev [flags]\n\nRuns Temporal (unless TEMPORAL_ADDRESS is set), the worker and the API.\n\nFlags:\n")
 		flag.PrintDefaults()
@@ -30,13 +31,13 @@ func main() {
 		app.PrintConfigUsage(flag.CommandLine.Output())
 	}
 	flag.Parse()
-	if err := run(*dataDir, *port, *uiPort); err != nil {
+	if err := run(*dataDir, *port, *uiPort, *serverOnly); err != nil {
 		fmt.Fprintln(os.Stderr, "dispatchflow-dev:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dataDir string, port, uiPort int) error {
+func run(dataDir string, port, uiPort int, serverOnly bool) error {
 	cfg, err := config.Load()
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
@@ -66,6 +67,11 @@ func run(dataDir string, port, uiPort int) error {
 		defer srv.Stop()
 		cfg.Temporal.Address = srv.FrontendHostPort()
 		uiURL = srv.UIURL()
+	}
+	if serverOnly {
+		logger.Info("Temporal is up", "temporal", cfg.Temporal.Address, "temporal_ui", uiURL)
+		<-ctx.Done()
+		return nil
 	}
 	c, err := app.Dial(ctx, cfg, logger)
 	if err != nil {
