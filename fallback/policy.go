@@ -37,7 +37,7 @@ const (
 // Policy is a message's fallback policy: "fallback" in the send request.
 type Policy struct {
 	// SentWithin: escalate if the ESP has not accepted the message this long after
-	// the request. "0s" turns the deadline off.
+	// it was queued (its workflow started). "0s" turns the deadline off.
 	SentWithin Duration `json:"sent_within,omitzero"`
 	// DeliveredWithin: escalate if the message is not delivered this long after sent.
 	DeliveredWithin Duration `json:"delivered_within,omitzero"`

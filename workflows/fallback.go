@@ -122,10 +122,13 @@ type fallbackImpl struct {
 	running  bool // the ladder coroutine
 	stop     bool // the email was delivered after escalation
 	statuses workflow.ReceiveChannel
+	// early holds channel reports that arrived before their step was recorded
+	// as sent (the provider can answer the callback before the activity returns).
+	early map[int]FallbackStatus
 }
 
 func (m *messageImpl) setupFallback(ctx workflow.Context) error {
-	m.fb = fallbackImpl{cancels: map[string]workflow.CancelFunc{}, gens: map[string]int{}}
+	m.fb = fallbackImpl{cancels: map[string]workflow.CancelFunc{}, gens: map[string]int{}, early: map[int]FallbackStatus{}}
 	m.fb.statuses = workflow.GetSignalChannel(ctx, SignalFallbackStatus)
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateCancelFallback, m.cancelFallback,
 		workflow.UpdateHandlerOptions{Validator: m.validateCancelFallback}); err != nil {
@@ -177,7 +180,7 @@ func (m *messageImpl) armFromPolicy(ctx workflow.Context) {
 	}
 }
 
-// sentAt is when the ESP accepted the message, by the workflow's clock.
+// sentAt is when the ESP accepted the message (by the Send activity's clock).
 func (m *messageImpl) sentAt() time.Time {
 	for _, e := range m.state.Events {
 		if e.Type == message.EventSent {
@@ -316,12 +319,10 @@ func (m *messageImpl) runLadder(ctx workflow.Context) {
 	retry := retryPolicyWithin(m.in.Policy.FallbackRetryWindow, time.Second, 5*time.Minute)
 	fb.Outcome = OutcomeFailed
 	var reached *StepRecord
+ladder:
 	for i, st := range steps {
 		if m.fb.stop {
-			for _, rest := range steps[i:] {
-				fb.Steps = append(fb.Steps, StepRecord{Step: len(fb.Steps) + 1, Channel: rest.Channel, Target: rest.Target(), State: StepSkipped})
-			}
-			fb.Outcome = OutcomeStopped
+			m.skipSteps(steps[i:])
 			break
 		}
 		fb.Steps = append(fb.Steps, StepRecord{Step: i + 1, Channel: st.Channel, Target: st.Target(), State: StepSending, FiredAt: workflow.Now(ctx)})
@@ -355,6 +356,10 @@ func (m *messageImpl) runLadder(ctx workflow.Context) {
 			break
 		}
 		rec.State, rec.WaitUntil = StepSent, workflow.Now(ctx).Add(st.Wait.D)
+		if early, ok := m.fb.early[i+1]; ok {
+			delete(m.fb.early, i+1)
+			m.applyReport(early)
+		}
 		_, _ = workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
 			Timeout:      st.Wait.D,
 			TimerOptions: workflow.TimerOptions{Summary: fmt.Sprintf("fallback step %d: wait for confirmation", i+1)},
@@ -363,11 +368,12 @@ func (m *messageImpl) runLadder(ctx workflow.Context) {
 		switch {
 		case rec.State == StepConfirmed:
 			reached = rec
-		case rec.State == StepSent && !m.fb.stop:
+			break ladder
+		case m.fb.stop && rec.State == StepSent:
+			m.skipSteps(steps[i+1:]) // the email arrived while this step waited
+			break ladder
+		case rec.State == StepSent:
 			rec.State = StepUnconfirmed
-		}
-		if reached != nil {
-			break
 		}
 	}
 	if reached != nil {
@@ -383,29 +389,64 @@ func (m *messageImpl) runLadder(ctx workflow.Context) {
 	m.queuePostback(outcome, message.NewFallbackPostback(m.identity(), outcome, workflow.Now(ctx), string(fb.Reason), ch, step))
 }
 
+// skipSteps records steps as skipped: the email was delivered after all.
+func (m *messageImpl) skipSteps(steps []fallback.Step) {
+	fb := &m.state.Fallback
+	for _, st := range steps {
+		fb.Steps = append(fb.Steps, StepRecord{Step: len(fb.Steps) + 1, Channel: st.Channel, Target: st.Target(), State: StepSkipped})
+	}
+	fb.Outcome = OutcomeStopped
+}
+
 // drainFallbackStatuses applies the channel reports buffered in this workflow task.
 func (m *messageImpl) drainFallbackStatuses(ctx workflow.Context) {
 	var s FallbackStatus
 	for m.fb.statuses.ReceiveAsync(&s) {
 		fb := &m.state.Fallback
-		if s.Step >= 1 && s.Step <= len(fb.Steps) {
-			rec := &fb.Steps[s.Step-1]
-			if rec.Result != nil && (s.ProviderID == "" || s.ProviderID == rec.Result.ProviderID) {
-				rec.Result.Status = s.Status
-			}
-			if rec.State == StepSent || rec.State == StepUnconfirmed {
-				switch s.Status {
-				case "delivered", "read":
-					if rec.State == StepSent {
-						rec.State = StepConfirmed
-					}
-				case "undelivered", "failed", "canceled":
-					rec.State, rec.Error = StepFailed, s.Error
-				}
-			}
+		if fb.State == FallbackEscalated && s.Step >= 1 && s.Step <= len(fb.Policy.Steps) &&
+			(s.Step > len(fb.Steps) || fb.Steps[s.Step-1].State == StepSending) {
+			m.fb.early[s.Step] = s // its step is not recorded as sent yet
+		} else {
+			m.applyReport(s)
 		}
 		s = FallbackStatus{}
 	}
+}
+
+// applyReport applies a channel's report to a step that waits for it: delivered
+// confirms it, undelivered fails it. Reports about other steps are only recorded.
+func (m *messageImpl) applyReport(s FallbackStatus) {
+	fb := &m.state.Fallback
+	if s.Step < 1 || s.Step > len(fb.Steps) {
+		return
+	}
+	rec := &fb.Steps[s.Step-1]
+	if rec.Result != nil && s.ProviderID != "" && s.ProviderID != rec.Result.ProviderID {
+		return // a report about another message
+	}
+	if rec.Result != nil {
+		rec.Result.Status = s.Status
+	}
+	if rec.State != StepSent {
+		return
+	}
+	switch s.Status {
+	case "delivered", "read":
+		rec.State = StepConfirmed
+	case "undelivered", "failed", "canceled":
+		rec.State, rec.Error = StepFailed, s.Error
+	}
+}
+
+// deadlinePending reports whether a fallback deadline is still running: the
+// workflow stays open for it, even past its tracking window.
+func (m *messageImpl) deadlinePending() bool {
+	for _, d := range m.state.Fallback.Deadlines {
+		if d.State == DeadlinePending {
+			return true
+		}
+	}
+	return false
 }
 
 // fallbackView is the fallback state with phone numbers masked.
@@ -465,7 +506,7 @@ func (m *messageImpl) validatePatchFallback(_ workflow.Context, pt fallback.Patc
 }
 
 // patchFallback applies new deadlines, statuses or steps to a pending policy. A
-// deadline is counted from the same origin as before (the request for
+// deadline is counted from the same origin as before (the workflow's start for
 // sent_within, sent for delivered_within); one already past fires at once.
 func (m *messageImpl) patchFallback(ctx workflow.Context, pt fallback.Patch) (FallbackState, error) {
 	p := pt.Apply(*m.state.Fallback.Policy)

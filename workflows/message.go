@@ -273,7 +273,7 @@ func (m *messageImpl) run(ctx workflow.Context) (State, error) {
 
 // idle: the send has an outcome and no postback is waiting or in flight.
 func (m *messageImpl) idle() bool {
-	return m.sendDone && !m.inFlight && m.nextPostback() < 0 && !m.fb.running
+	return m.sendDone && !m.inFlight && m.nextPostback() < 0 && !m.fb.running && !m.deadlinePending()
 }
 
 func (m *messageImpl) continueAsNewSuggested(ctx workflow.Context) bool {
