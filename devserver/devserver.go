@@ -334,6 +334,11 @@ func dynamicConfig() dynamicconfig.StaticClient {
 		dynamicconfig.MatchingPersistenceMaxQPS.Key():                    10000,
 		dynamicconfig.WorkerPersistenceMaxQPS.Key():                      10000,
 		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
+		// One partition per task queue: a single node with one worker per queue
+		// gains nothing from the default four, and pays for forwarding tasks and
+		// polls between them (measured in docs/benchmarks.md).
+		dynamicconfig.MatchingNumTaskqueueReadPartitions.Key():  1,
+		dynamicconfig.MatchingNumTaskqueueWritePartitions.Key(): 1,
 		// The default cache (128k executions) is sized for production hosts.
 		dynamicconfig.HistoryCacheHostLevelMaxSize.Key(): 8192,
 		// The server (v1.32.1) never stops the SDK workers of these system

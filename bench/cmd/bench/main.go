@@ -40,15 +40,16 @@ import (
 )
 
 type options struct {
-	n, concurrency, scale int
-	temporal, bin, out    string
-	eager                 bool
+	n, concurrency, scale, rounds int
+	temporal, bin, out            string
+	eager                         bool
 }
 
 func main() {
 	var o options
-	flag.IntVar(&o.n, "n", 400, "messages per system for the saturation run (the half-load run sends n/2)")
+	flag.IntVar(&o.n, "n", 300, "messages per system for the saturation run (the half-load run sends n/2)")
 	flag.IntVar(&o.concurrency, "c", 24, "messages in flight at once in the saturation run")
+	flag.IntVar(&o.rounds, "rounds", 2, "saturation rounds per system, alternating which system goes first (this machine's speed drifts)")
 	flag.IntVar(&o.scale, "scale", 0, "scale run: open this many messages of ours, then burst events at 200 of them (0: skip)")
 	flag.StringVar(&o.temporal, "temporal", "", "Temporal address to use instead of starting the embedded server (its CPU and memory are then not measured)")
 	flag.StringVar(&o.bin, "bin", "bin", "directory of the dispatchflow, bench-naive and dispatchflow-dev binaries")
@@ -101,6 +102,18 @@ func run(o options) error {
 	}
 	fmt.Fprintf(os.Stderr, "server ceiling: %.1f empty workflows/s\n", ceiling)
 
+	type system struct {
+		name, api string
+		p         *proc
+		r         result
+		ids       []string
+	}
+	var systems []*system
+	defer func() {
+		for _, sys := range systems {
+			sys.p.stop()
+		}
+	}()
 	for _, sys := range []struct{ name, binary, queue string }{
 		{"naive", "bench-naive", "bench-naive"},
 		{"dispatchflow", "dispatchflow", "bench-dispatchflow"},
@@ -122,17 +135,60 @@ func run(o options) error {
 		if err != nil {
 			return err
 		}
-		api := fmt.Sprintf("http://127.0.0.1:%d", port)
-		if err := waitHTTP(api+"/healthz", 30*time.Second); err != nil {
-			p.stop()
+		s := &system{name: sys.name, api: fmt.Sprintf("http://127.0.0.1:%d", port), p: p, r: result{name: sys.name}}
+		systems = append(systems, s)
+		if err := waitHTTP(s.api+"/healthz", 30*time.Second); err != nil {
 			return fmt.Errorf("%s: %w (log: %s)", sys.name, err, p.log)
 		}
-		r, err := measure(ctx, c, o, sys.name, api, rec, p, server)
-		p.stop()
+		// Warm up: connections, caches, the first workflow tasks.
+		if _, err := runClosed(ctx, s.api, rec, 20, 4); err != nil {
+			return fmt.Errorf("%s: %w (log: %s)", sys.name, err, p.log)
+		}
+	}
+	for round := range o.rounds {
+		order := slices.Clone(systems)
+		if round%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, sys := range order {
+			sys.p.resetPeak()
+			server.resetPeak()
+			w0, s0 := sys.p.cpu(), server.cpu()
+			fmt.Fprintf(os.Stderr, "round %d, %s: saturation, %d messages, %d in flight\n", round+1, sys.name, o.n, o.concurrency)
+			start := time.Now()
+			sat, err := runClosed(ctx, sys.api, rec, o.n, o.concurrency)
+			if err != nil {
+				return fmt.Errorf("%s: %w (log: %s)", sys.name, err, sys.p.log)
+			}
+			tp := float64(o.n) / time.Since(start).Seconds()
+			fmt.Fprintf(os.Stderr, "  %.1f msg/s\n", tp)
+			sys.r.throughput += tp / float64(o.rounds)
+			sys.r.n += o.n
+			sys.r.workerCPU += sys.p.cpu() - w0
+			sys.r.serverCPU += server.cpu() - s0
+			sys.r.workerRSS = max(sys.r.workerRSS, sys.p.peakRSS())
+			sys.r.serverRSS = max(sys.r.serverRSS, server.peakRSS())
+			for _, l := range sat[:min(15, len(sat))] {
+				sys.ids = append(sys.ids, l.id)
+			}
+		}
+	}
+	for _, sys := range systems {
+		r := &sys.r
+		r.halfRate = r.throughput / 2
+		fmt.Fprintf(os.Stderr, "%s: half load at %.1f msg/s, %d messages\n", sys.name, r.halfRate, o.n/2)
+		half, err := runOpen(ctx, sys.api, rec, o.n/2, r.halfRate)
 		if err != nil {
-			return fmt.Errorf("%s: %w (log: %s)", sys.name, err, p.log)
+			return fmt.Errorf("%s: %w (log: %s)", sys.name, err, sys.p.log)
 		}
-		results = append(results, r)
+		for _, l := range half {
+			r.eventLat = append(r.eventLat, l.processed, l.delivered)
+			r.sendLat = append(r.sendLat, l.sent)
+		}
+		if r.historyEvents, r.workflowTasks, err = historyCost(ctx, c, sys.ids); err != nil {
+			return err
+		}
+		results = append(results, *r)
 	}
 	table := render(o, ceiling, results)
 	if o.scale > 0 {
@@ -158,43 +214,6 @@ type result struct {
 	workerCPU, serverCPU         time.Duration
 	workerRSS, serverRSS         int64 // kB, peak during the saturation run
 	n                            int
-}
-
-func measure(ctx context.Context, c client.Client, o options, name, api string, rec *receiver, worker, server *proc) (result, error) {
-	r := result{name: name, n: o.n}
-	// Warm up: connections, caches, the first workflow tasks.
-	if _, err := runClosed(ctx, api, rec, 20, 4); err != nil {
-		return r, err
-	}
-	worker.resetPeak()
-	server.resetPeak()
-	w0, s0 := worker.cpu(), server.cpu()
-	fmt.Fprintf(os.Stderr, "%s: saturation, %d messages, %d in flight\n", name, o.n, o.concurrency)
-	start := time.Now()
-	sat, err := runClosed(ctx, api, rec, o.n, o.concurrency)
-	if err != nil {
-		return r, err
-	}
-	r.throughput = float64(o.n) / time.Since(start).Seconds()
-	r.workerCPU, r.serverCPU = worker.cpu()-w0, server.cpu()-s0
-	r.workerRSS, r.serverRSS = worker.peakRSS(), server.peakRSS()
-
-	r.halfRate = r.throughput / 2
-	fmt.Fprintf(os.Stderr, "%s: %.1f msg/s; half load at %.1f msg/s, %d messages\n", name, r.throughput, r.halfRate, o.n/2)
-	half, err := runOpen(ctx, api, rec, o.n/2, r.halfRate)
-	if err != nil {
-		return r, err
-	}
-	for _, l := range half {
-		r.eventLat = append(r.eventLat, l.processed, l.delivered)
-		r.sendLat = append(r.sendLat, l.sent)
-	}
-	ids := make([]string, 0, 30)
-	for _, l := range sat[:min(30, len(sat))] {
-		ids = append(ids, l.id)
-	}
-	r.historyEvents, r.workflowTasks, err = historyCost(ctx, c, ids)
-	return r, err
 }
 
 // lifecycle is one message's life as the app and the ESP see it.
@@ -448,8 +467,8 @@ func render(o options, ceiling float64, rs []result) string {
 	}
 	row("worker peak RSS", "MB", float64(ours.workerRSS)/1024, float64(naive.workerRSS)/1024)
 	tw.Flush()
-	return fmt.Sprintf("%d messages per system, %d in flight; half load = half of each system's own maximum, %d messages.\n"+
-		"Server ceiling (empty workflows started and completed): %.1f/s.\n\n%s", o.n, o.concurrency, o.n/2, ceiling, b.String())
+	return fmt.Sprintf("%d rounds of %d messages per system (alternating), %d in flight; half load = half of each system's own maximum, %d messages.\n"+
+		"Server ceiling (empty workflows started and completed): %.1f/s.\n\n%s", o.rounds, o.n, o.concurrency, o.n/2, ceiling, b.String())
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
