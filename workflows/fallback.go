@@ -141,6 +141,9 @@ func (m *messageImpl) setupFallback(ctx workflow.Context) error {
 // startFallback arms the deadlines of a pending policy: at the start of the
 // message, or of a run after continue-as-new.
 func (m *messageImpl) startFallback(ctx workflow.Context) {
+	if m.state.Fallback.State == FallbackNone {
+		return // no coroutine: an open message costs worker memory while cached
+	}
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			_ = workflow.Await(ctx, func() bool { return m.fb.statuses.Len() > 0 })

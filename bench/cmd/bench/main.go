@@ -40,6 +40,7 @@ import (
 )
 
 type options struct {
+	rate                          float64
 	n, concurrency, scale, rounds int
 	temporal, bin, out            string
 	eager                         bool
@@ -49,6 +50,7 @@ func main() {
 	var o options
 	flag.IntVar(&o.n, "n", 300, "messages per system for the saturation run (the half-load run sends n/2)")
 	flag.IntVar(&o.concurrency, "c", 24, "messages in flight at once in the saturation run")
+	flag.Float64Var(&o.rate, "rate", 0, "arrival rate (messages/s) of the latency run; 0: half of each system's own measured maximum")
 	flag.IntVar(&o.rounds, "rounds", 2, "saturation rounds per system, alternating which system goes first (this machine's speed drifts)")
 	flag.IntVar(&o.scale, "scale", 0, "scale run: open this many messages of ours, then burst events at 200 of them (0: skip)")
 	flag.StringVar(&o.temporal, "temporal", "", "Temporal address to use instead of starting the embedded server (its CPU and memory are then not measured)")
@@ -176,6 +178,9 @@ func run(o options) error {
 	for _, sys := range systems {
 		r := &sys.r
 		r.halfRate = r.throughput / 2
+		if o.rate > 0 {
+			r.halfRate = o.rate
+		}
 		fmt.Fprintf(os.Stderr, "%s: half load at %.1f msg/s, %d messages\n", sys.name, r.halfRate, o.n/2)
 		half, err := runOpen(ctx, sys.api, rec, o.n/2, r.halfRate)
 		if err != nil {
@@ -388,7 +393,7 @@ func measureScale(ctx context.Context, c client.Client, o options, addr, dir str
 	}
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 1, ' ', tabwriter.Debug)
-	fmt.Fprintf(tw, "| open messages\t burst throughput (msg/s)\t event→postback p50\t p99\t worker RSS (MB)\t\n|---\t---\t---\t---\t---\t\n")
+	fmt.Fprintf(tw, "| open messages\t burst throughput (msg/s)\t event→postback p50 (saturated)\t p99\t worker RSS (MB)\t\n|---\t---\t---\t---\t---\t\n")
 	opened := 0
 	for _, target := range scaleSteps(o.scale) {
 		fmt.Fprintf(os.Stderr, "scale: opening messages up to %d\n", target)
@@ -425,7 +430,7 @@ func measureScale(ctx context.Context, c client.Client, o options, addr, dir str
 		for _, l := range burst {
 			lat = append(lat, l.processed, l.delivered)
 		}
-		fmt.Fprintf(tw, "| %d\t %.1f\t %s\t %s\t %.0f\t\n", opened+200, 200/time.Since(start).Seconds(), pct(lat, 50), pct(lat, 99), float64(p.rss())/1024)
+		fmt.Fprintf(tw, "| %d\t %.1f\t %s\t %s\t %.0f\t\n", opened+200, 200/time.Since(start).Seconds(), ms(pct(lat, 50)), ms(pct(lat, 99)), float64(p.rss())/1024)
 		opened += 200
 	}
 	tw.Flush()
@@ -467,8 +472,12 @@ func render(o options, ceiling float64, rs []result) string {
 	}
 	row("worker peak RSS", "MB", float64(ours.workerRSS)/1024, float64(naive.workerRSS)/1024)
 	tw.Flush()
-	return fmt.Sprintf("%d rounds of %d messages per system (alternating), %d in flight; half load = half of each system's own maximum, %d messages.\n"+
-		"Server ceiling (empty workflows started and completed): %.1f/s.\n\n%s", o.rounds, o.n, o.concurrency, o.n/2, ceiling, b.String())
+	load := "half load = half of each system's own maximum"
+	if o.rate > 0 {
+		load = fmt.Sprintf("latency run (\"half load\") at %.1f messages/s", o.rate)
+	}
+	return fmt.Sprintf("%d rounds of %d messages per system (alternating), %d in flight; %s, %d messages.\n"+
+		"Server ceiling (empty workflows started and completed): %.1f/s.\n\n%s", o.rounds, o.n, o.concurrency, load, o.n/2, ceiling, b.String())
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
