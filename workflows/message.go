@@ -271,7 +271,8 @@ func (m *messageImpl) run(ctx workflow.Context) (State, error) {
 	return m.state, nil
 }
 
-// idle: the send has an outcome and no postback is waiting or in flight.
+// idle: the send has an outcome, no postback is waiting or in flight, and no
+// fallback deadline or ladder is running.
 func (m *messageImpl) idle() bool {
 	return m.sendDone && !m.inFlight && m.nextPostback() < 0 && !m.fb.running && !m.deadlinePending()
 }

@@ -430,7 +430,9 @@ func measureScale(ctx context.Context, c client.Client, o options, addr, dir str
 		for _, l := range burst {
 			lat = append(lat, l.processed, l.delivered)
 		}
-		fmt.Fprintf(tw, "| %d\t %.1f\t %s\t %s\t %.0f\t\n", opened+200, 200/time.Since(start).Seconds(), ms(pct(lat, 50)), ms(pct(lat, 99)), float64(p.rss())/1024)
+		row := fmt.Sprintf("| %d\t %.1f\t %s\t %s\t %.0f\t\n", opened+200, 200/time.Since(start).Seconds(), ms(pct(lat, 50)), ms(pct(lat, 99)), float64(p.rss())/1024)
+		fmt.Fprint(tw, row)
+		fmt.Fprint(os.Stderr, "scale: "+strings.ReplaceAll(row, "\t", " |"))
 		opened += 200
 	}
 	tw.Flush()
