@@ -60,17 +60,11 @@ func (a *Activities) now() time.Time {
 	return time.Now()
 }
 
-// NewPostbackClient returns the HTTP client postbacks are sent with: one attempt per
-// activity attempt, redirects not followed, timeout per attempt.
+// NewPostbackClient returns the HTTP client postbacks are sent with: the same as
+// fallback webhooks' (one attempt per activity attempt, redirects not followed,
+// timeout per attempt, every response handed back for the activity to classify).
 func NewPostbackClient(timeout time.Duration) *retryablehttp.Client {
-	c := retryablehttp.NewClient()
-	c.RetryMax = 0
-	c.Logger = nil
-	c.HTTPClient.Timeout = timeout
-	c.HTTPClient.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	// Hand the response back, whatever its status: the activity classifies it.
-	c.ErrorHandler = retryablehttp.PassthroughErrorHandler
-	return c
+	return channel.NewHTTPClient(timeout)
 }
 
 // SendInput is the input of Send.
