@@ -14,7 +14,8 @@ help: ## Show this help.
 
 .PHONY: run
 run: ## Run everything locally: Temporal server + Web UI (:8233), worker, API (:8080), sandbox ESP.
-	DISPATCHFLOW_DEV_INBOX=$${DISPATCHFLOW_DEV_INBOX:-true} go run -C devserver ./cmd/dispatchflow-dev -data-dir "$(DATA_DIR)"
+	go build -C devserver -o ../bin/dispatchflow-dev ./cmd/dispatchflow-dev
+	DISPATCHFLOW_DEV_INBOX=$${DISPATCHFLOW_DEV_INBOX:-true} bin/dispatchflow-dev -data-dir "$(DATA_DIR)"
 
 .PHONY: build
 build: ## Build bin/dispatchflow (API + worker against an existing cluster).
