@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -148,6 +149,8 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		// Ignored unless a worker for this task queue runs on the same client.
 		EnableEagerStart: a.cfg.EagerStart,
+		StaticSummary:    summary(req),
+		StaticDetails:    a.details(in),
 	}
 	_, err := a.client.ExecuteWorkflow(r.Context(), opts, workflows.MessageWorkflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
@@ -162,6 +165,46 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 		a.logger.Info("message queued", "dispatch_id", id, "external_send_id", req.ExternalSendID)
 	}
 	writeJSON(w, http.StatusAccepted, sendResponse{DispatchID: id, Status: message.StatusQueued})
+}
+
+// summary is the one line the Temporal UI shows for a message. No personal data:
+// it is stored unencrypted.
+func summary(req message.SendRequest) string {
+	s := "Transactional email"
+	if req.ExternalSendID != "" {
+		s += " · external_send_id " + req.ExternalSendID
+	}
+	if req.CampaignAPIID != "" {
+		s += " · campaign " + req.CampaignAPIID
+	}
+	return s
+}
+
+// details is the message's fixed description in the Temporal UI (markdown).
+func (a *API) details(in workflows.MessageInput) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| | |\n|---|---|\n| dispatch_id | `%s` |\n", in.DispatchID)
+	if in.Request.ExternalSendID != "" {
+		fmt.Fprintf(&b, "| external_send_id | `%s` |\n", in.Request.ExternalSendID)
+	}
+	if in.Request.CampaignAPIID != "" {
+		fmt.Fprintf(&b, "| campaign_api_id | `%s` |\n", in.Request.CampaignAPIID)
+	}
+	fmt.Fprintf(&b, "| ESP | %s |\n", a.cfg.ESP)
+	if u, err := url.Parse(in.PostbackURL); err == nil && u.Host != "" {
+		fmt.Fprintf(&b, "| postbacks to | %s |\n", u.Host)
+	} else {
+		b.WriteString("| postbacks to | none |\n")
+	}
+	if p := in.Fallback; p != nil {
+		var chans []string
+		for _, st := range p.Steps {
+			chans = append(chans, st.Channel)
+		}
+		fmt.Fprintf(&b, "| fallback | sent within %s, delivered within %s, on %v → %s |\n",
+			p.SentWithin.D, p.DeliveredWithin.D, p.On, strings.Join(chans, " → "))
+	}
+	return b.String()
 }
 
 func (a *API) getMessage(w http.ResponseWriter, r *http.Request) {

@@ -307,6 +307,7 @@ func (m *messageImpl) escalate(ctx workflow.Context, reason fallback.Reason) {
 	m.disarm(DeadlineSent)
 	m.disarm(DeadlineDelivered)
 	workflow.GetLogger(ctx).Info("escalating", "dispatch_id", m.state.DispatchID, "reason", reason)
+	m.describe(ctx)
 	m.fb.running = true
 	workflow.Go(ctx, m.runLadder)
 }
@@ -382,6 +383,7 @@ ladder:
 	if reached != nil {
 		fb.Outcome = OutcomeSent
 	}
+	m.describe(ctx)
 	if !m.in.Policy.PostFallbackOutcomes || fb.Outcome == OutcomeStopped {
 		return
 	}

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	sdkpb "go.temporal.io/api/sdk/v1"
+	"go.temporal.io/sdk/converter"
+
 	"github.com/dispatchflow/dispatchflow/esp"
 	"github.com/dispatchflow/dispatchflow/message"
 	"github.com/dispatchflow/dispatchflow/workflows"
@@ -55,6 +58,29 @@ func TestHappyPath(t *testing.T) {
 		if p.State != workflows.PostbackDelivered || p.Attempts != 1 || p.DeliveredAt.IsZero() || p.URL != s.postback.URL {
 			t.Errorf("postback %d: %+v, want delivered at the first attempt", p.Seq, p)
 		}
+	}
+
+	// The Temporal UI reads the message in words: a static summary, and current
+	// details kept up to date — without the recipient's address.
+	ctx0, cancel0 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel0()
+	desc, err := s.client.DescribeWorkflowExecution(ctx0, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var summary string
+	if err := converter.GetDefaultDataConverter().FromPayload(desc.GetExecutionConfig().GetUserMetadata().GetSummary(), &summary); err != nil ||
+		!strings.Contains(summary, "order-1234") || strings.Contains(summary, "ok@example.com") {
+		t.Errorf("static summary %q (%v), want the external_send_id and no address", summary, err)
+	}
+	q, err := s.client.QueryWorkflow(ctx0, id, "", "__temporal_workflow_metadata")
+	var meta sdkpb.WorkflowMetadata
+	if err == nil {
+		err = q.Get(&meta)
+	}
+	if err != nil || !strings.Contains(meta.GetCurrentDetails(), "**Status:** delivered") ||
+		!strings.Contains(meta.GetCurrentDetails(), "3 delivered") || strings.Contains(meta.GetCurrentDetails(), "ok@example.com") {
+		t.Errorf("current details %q (%v), want the status and postbacks, no address", meta.GetCurrentDetails(), err)
 	}
 
 	// The tracking window (10s here) closes the workflow cleanly, with its final state.
