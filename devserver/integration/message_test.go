@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"github.com/dispatchflow/dispatchflow/config"
 	"net/http"
 	"slices"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	sdkpb "go.temporal.io/api/sdk/v1"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/dispatchflow/dispatchflow/config"
 	"github.com/dispatchflow/dispatchflow/esp"
 	"github.com/dispatchflow/dispatchflow/message"
 	"github.com/dispatchflow/dispatchflow/workflows"
