@@ -20,12 +20,13 @@ import (
 func TestHappyPath(t *testing.T) {
 	t.Parallel()
 	s := setup(t, nil)
+	ext := "order-1234-" + message.NewDispatchID()[:8] // unique per run: the server outlives -count
 	id := s.send(message.SendRequest{
 		To: "ok@example.com", Subject: "Your order #1234", Text: "Thanks!",
-		ExternalSendID: "order-1234-" + t.Name(), CampaignAPIID: "417220e4-5a2a-b634-7f7d-9ec891532368",
+		ExternalSendID: ext, CampaignAPIID: "417220e4-5a2a-b634-7f7d-9ec891532368",
 		PostbackURL: s.postback.URL,
 	})
-	if want := message.DispatchIDFor("order-1234-" + t.Name()); id != want {
+	if want := message.DispatchIDFor(ext); id != want {
 		t.Errorf("dispatch_id = %s, want %s (derived from external_send_id)", id, want)
 	}
 	pbs := s.postback.waitFor(t, id, 3)
@@ -33,7 +34,7 @@ func TestHappyPath(t *testing.T) {
 		t.Fatalf("postbacks arrived as %v, want [sent processed delivered]", got)
 	}
 	for _, p := range pbs {
-		checkShape(t, p, id, "order-1234-"+t.Name(), "417220e4-5a2a-b634-7f7d-9ec891532368")
+		checkShape(t, p, id, ext, "417220e4-5a2a-b634-7f7d-9ec891532368")
 	}
 
 	st := s.state(id)
@@ -154,7 +155,7 @@ func TestBounceAndAbort(t *testing.T) {
 func TestSameExternalSendIDSendsOnce(t *testing.T) {
 	t.Parallel()
 	s := setup(t, nil)
-	req := message.SendRequest{To: "ok@example.com", Subject: "s", Text: "t", ExternalSendID: "once-" + t.Name(), PostbackURL: s.postback.URL}
+	req := message.SendRequest{To: "ok@example.com", Subject: "s", Text: "t", ExternalSendID: "once-" + message.NewDispatchID(), PostbackURL: s.postback.URL}
 	first := s.send(req)
 	var again struct {
 		DispatchID string `json:"dispatch_id"`
