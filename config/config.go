@@ -71,6 +71,10 @@ type Config struct {
 	// to a worker in the same process (dispatchflow serve), saving a round trip.
 	// Without a local worker it has no effect. Defaults to true.
 	EagerStart bool `envconfig:"EAGER_START" default:"true" desc:"eager workflow start when the API runs beside a worker (serve)"`
+	// WorkflowCacheSize is how many open messages the worker keeps in memory (the
+	// SDK's sticky cache, ≈ 60 KB each); others are replayed from their short
+	// history when an event or timer wakes them. Defaults to 10000.
+	WorkflowCacheSize int `envconfig:"WORKFLOW_CACHE_SIZE" default:"10000" desc:"open messages a worker keeps in memory (~60 KB each)"`
 	// TaskQueue of the worker. Defaults to "dispatchflow".
 	TaskQueue string `envconfig:"TASK_QUEUE" default:"dispatchflow" desc:"Temporal task queue"`
 	// DevInbox mounts /dev/inbox on the API: a postback endpoint that keeps what it
@@ -168,6 +172,9 @@ func (c *Config) validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("DISPATCHFLOW_LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	if c.WorkflowCacheSize < 1 {
+		return fmt.Errorf("DISPATCHFLOW_WORKFLOW_CACHE_SIZE: %d must be at least 1", c.WorkflowCacheSize)
 	}
 	if c.TaskQueue == "" {
 		return fmt.Errorf("DISPATCHFLOW_TASK_QUEUE: must not be empty")

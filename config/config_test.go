@@ -35,6 +35,7 @@ func TestLoadNamesTheVariable(t *testing.T) {
 		{"DISPATCHFLOW_LOG_LEVEL", "loud"},
 		{"DISPATCHFLOW_FROM", "nobody"},
 		{"DISPATCHFLOW_TASK_QUEUE", ""},
+		{"DISPATCHFLOW_WORKFLOW_CACHE_SIZE", "0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.env, func(t *testing.T) {

@@ -82,6 +82,8 @@ func Run(ctx context.Context, c client.Client, cfg config.Config, logger *slog.L
 	if err != nil {
 		return err
 	}
+	// Process-wide, and only before the first worker starts.
+	worker.SetStickyWorkflowCacheSize(cfg.WorkflowCacheSize)
 	w := New(c, cfg, sender)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("starting worker: %w", err)
