@@ -381,35 +381,35 @@ func (m *messageImpl) changeStatus(ctx workflow.Context, to message.Status, at t
 func (m *messageImpl) describe(ctx workflow.Context) {
 	st := &m.state
 	var b strings.Builder
-	fmt.Fprintf(&b, "**Status:** %s since %s", st.Status, st.UpdatedAt.UTC().Format("2006-01-02 15:04:05 MST"))
+	b.WriteString(fmt.Sprintf("**Status:** %s since %s", st.Status, st.UpdatedAt.UTC().Format("2006-01-02 15:04:05 MST")))
 	if st.Reason != "" {
-		fmt.Fprintf(&b, " — %s", st.Reason)
+		b.WriteString(fmt.Sprintf(" — %s", st.Reason))
 	}
 	if n := len(st.Events); n > 0 {
 		e := st.Events[n-1]
-		fmt.Fprintf(&b, "\n\n**Last event:** %s from %s", e.Type, e.Provider)
+		b.WriteString(fmt.Sprintf("\n\n**Last event:** %s from %s", e.Type, e.Provider))
 	}
 	counts := map[string]int{}
 	for _, p := range st.Postbacks {
 		counts[p.State]++
 	}
-	fmt.Fprintf(&b, "\n\n**Postbacks:** %d delivered, %d waiting, %d failed, %d skipped",
-		counts[PostbackDelivered], counts[PostbackPending]+counts[PostbackDelivering], counts[PostbackFailed], counts[PostbackSkipped])
+	b.WriteString(fmt.Sprintf("\n\n**Postbacks:** %d delivered, %d waiting, %d failed, %d skipped",
+		counts[PostbackDelivered], counts[PostbackPending]+counts[PostbackDelivering], counts[PostbackFailed], counts[PostbackSkipped]))
 	if fb := st.Fallback; fb.State != FallbackNone {
-		fmt.Fprintf(&b, "\n\n**Fallback:** %s", fb.State)
+		b.WriteString(fmt.Sprintf("\n\n**Fallback:** %s", fb.State))
 		if fb.Reason != "" {
-			fmt.Fprintf(&b, " (%s)", fb.Reason)
+			b.WriteString(fmt.Sprintf(" (%s)", fb.Reason))
 		}
 		if fb.Outcome != "" {
-			fmt.Fprintf(&b, ", outcome %s", fb.Outcome)
+			b.WriteString(fmt.Sprintf(", outcome %s", fb.Outcome))
 		}
 		for _, d := range fb.Deadlines {
 			if d.State == DeadlinePending {
-				fmt.Fprintf(&b, "; %s due %s", d.Name, d.DueAt.UTC().Format("15:04:05 MST"))
+				b.WriteString(fmt.Sprintf("; %s due %s", d.Name, d.DueAt.UTC().Format("15:04:05 MST")))
 			}
 		}
 	}
-	fmt.Fprintf(&b, "\n\n**Tracking until:** %s", st.TrackingUntil.UTC().Format("2006-01-02 15:04 MST"))
+	b.WriteString(fmt.Sprintf("\n\n**Tracking until:** %s", st.TrackingUntil.UTC().Format("2006-01-02 15:04 MST")))
 	workflow.SetCurrentDetails(ctx, b.String())
 }
 
