@@ -123,30 +123,15 @@ func (a *Activities) Postback(ctx context.Context, in PostbackInput) (PostbackRe
 	req.Header.Set("User-Agent", "dispatchflow-postback/1")
 	resp, err := a.HTTP.Do(req)
 	if err != nil {
-		return PostbackResult{}, fmt.Errorf("postback to %s: %w", hostOf(in.URL), unwrapURLError(err))
+		return PostbackResult{}, channel.RequestError("postback to", in.URL, err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return PostbackResult{}, temporal.NewApplicationError(
-			fmt.Sprintf("postback to %s: endpoint answered %s", hostOf(in.URL), resp.Status), ErrPostbackStatus, resp.StatusCode)
+			fmt.Sprintf("postback to %s: endpoint answered %s", channel.Host(in.URL), resp.Status), ErrPostbackStatus, resp.StatusCode)
 	}
 	return PostbackResult{StatusCode: resp.StatusCode, Attempt: activity.GetInfo(ctx).Attempt, DeliveredAt: a.now()}, nil
-}
-
-func hostOf(raw string) string {
-	if u, err := url.Parse(raw); err == nil && u.Host != "" {
-		return u.Host
-	}
-	return raw
-}
-
-// unwrapURLError drops url.Error's "Post \"…\":" prefix: the caller names the host.
-func unwrapURLError(err error) error {
-	if ue, ok := err.(*url.Error); ok {
-		return ue.Err
-	}
-	return err
 }
 
 // FallbackInput is the input of Fallback.

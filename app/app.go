@@ -68,10 +68,8 @@ func Run(ctx context.Context, c client.Client, cfg config.Config, logger *slog.L
 	for range n {
 		if err := <-errc; err != nil && first == nil {
 			first = err
-			cancel()
-		} else {
-			cancel() // one role ending stops the other
 		}
+		cancel() // one role ending stops the other
 	}
 	return first
 }

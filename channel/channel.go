@@ -148,18 +148,22 @@ func snippet(b []byte) string {
 	return s
 }
 
-func hostOf(raw string) string {
-	if u, err := url.Parse(raw); err == nil && u.Host != "" {
+// Host is the host of rawURL, for errors and logs (a URL's path and query may
+// carry secrets; its host does not), or rawURL itself if it has none.
+func Host(rawURL string) string {
+	if u, err := url.Parse(rawURL); err == nil && u.Host != "" {
 		return u.Host
 	}
-	return raw
+	return rawURL
 }
 
-// unwrapURLError drops url.Error's "Post \"…\":" prefix: the caller names the host.
-func unwrapURLError(err error) error {
+// RequestError describes a request to rawURL that got no answer — "postback to
+// host: cause" for what "postback to" — without url.Error's `Post "…":` prefix.
+// It wraps err.
+func RequestError(what, rawURL string, err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return ue.Err
+		err = ue.Err
 	}
-	return err
+	return fmt.Errorf("%s %s: %w", what, Host(rawURL), err)
 }

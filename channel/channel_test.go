@@ -90,3 +90,26 @@ func TestNewHTTPClient(t *testing.T) {
 			c.HTTPClient.CheckRedirect != nil, c.ErrorHandler != nil, c.Logger)
 	}
 }
+
+// checkOutcome checks err against the expected class of failure: permanent (its
+// reason contains permanent), transient (its message contains transient), or
+// none. It reports whether the call succeeded as expected.
+func checkOutcome(t *testing.T, err error, permanent, transient string) bool {
+	t.Helper()
+	reason, isPermanent := IsPermanent(err)
+	switch {
+	case permanent != "":
+		if !isPermanent || !strings.Contains(reason, permanent) {
+			t.Errorf("got error %v, want a permanent error with %q", err, permanent)
+		}
+		return false
+	case transient != "":
+		if err == nil || isPermanent || !strings.Contains(err.Error(), transient) {
+			t.Errorf("got error %v, want a transient error with %q", err, transient)
+		}
+		return false
+	case err != nil:
+		t.Fatalf("got error %v, want none", err)
+	}
+	return true
+}

@@ -95,10 +95,10 @@ func (s *SMS) Send(ctx context.Context, m Message) (Result, error) {
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", userAgent)
-	host := hostOf(endpoint)
+	host := Host(endpoint)
 	resp, err := clientOr(s.HTTP).Do(req)
 	if err != nil {
-		return Result{}, fmt.Errorf("sms via %s: %w", host, unwrapURLError(err))
+		return Result{}, RequestError("sms via", endpoint, err)
 	}
 	body := readBody(resp)
 

@@ -159,23 +159,11 @@ func TestSMS(t *testing.T) {
 				t.Errorf("got %d requests, want 1 (Temporal owns retries)", n)
 			}
 
-			reason, permanent := IsPermanent(err)
-			switch {
-			case tt.permanent != "":
-				if !permanent || !strings.Contains(reason, tt.permanent) {
-					t.Errorf("got error %v, want a permanent error with %q", err, tt.permanent)
-				}
-			case tt.transient != "":
-				if err == nil || permanent || !strings.Contains(err.Error(), tt.transient) {
-					t.Errorf("got error %v, want a transient error with %q", err, tt.transient)
-				}
-			default:
-				if err != nil {
-					t.Fatalf("got error %v, want none", err)
-				}
-				if got != tt.want {
-					t.Errorf("got %+v, want %+v", got, tt.want)
-				}
+			if !checkOutcome(t, err, tt.permanent, tt.transient) {
+				return
+			}
+			if got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
 		})
 	}

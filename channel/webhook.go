@@ -76,10 +76,10 @@ func (w *Webhook) Send(ctx context.Context, m Message) (Result, error) {
 	if m.IdempotencyKey != "" {
 		req.Header.Set("Idempotency-Key", m.IdempotencyKey)
 	}
-	host := hostOf(m.URL)
+	host := Host(m.URL)
 	resp, err := clientOr(w.HTTP).Do(req)
 	if err != nil {
-		return Result{}, fmt.Errorf("webhook to %s: %w", host, unwrapURLError(err))
+		return Result{}, RequestError("webhook to", m.URL, err)
 	}
 	answer := readBody(resp)
 	switch {

@@ -180,9 +180,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("DISPATCHFLOW_TASK_QUEUE: must not be empty")
 	}
 	if c.From != "" {
-		r := message.SendRequest{To: c.From, From: c.From, Subject: "x", Text: "x"}
-		if err := r.Normalize(""); err != nil {
-			return fmt.Errorf("DISPATCHFLOW_FROM: %q is not an email address", c.From)
+		if err := message.CheckAddress(c.From); err != nil {
+			return fmt.Errorf("DISPATCHFLOW_FROM: %w", err)
 		}
 	}
 	return nil

@@ -50,10 +50,10 @@ func (r *SendRequest) Normalize(defaultFrom string) error {
 	case len(r.CampaignAPIID) > 256:
 		return &FieldError{"campaign_api_id", "is longer than 256 characters"}
 	}
-	if err := checkAddress(r.To); err != nil {
+	if err := CheckAddress(r.To); err != nil {
 		return &FieldError{"to", err.Error()}
 	}
-	if err := checkAddress(r.From); err != nil {
+	if err := CheckAddress(r.From); err != nil {
 		return &FieldError{"from", err.Error()}
 	}
 	if strings.ContainsAny(r.Subject, "\r\n") {
@@ -75,7 +75,8 @@ func (r SendRequest) Recipient() string {
 	return r.To
 }
 
-func checkAddress(s string) error {
+// CheckAddress reports whether s is an email address, with or without a display name.
+func CheckAddress(s string) error {
 	a, err := mail.ParseAddress(s)
 	if err != nil {
 		return fmt.Errorf("%q is not an email address", s)
