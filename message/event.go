@@ -27,6 +27,10 @@ type Event struct {
 	Reason string `json:"reason,omitempty"`
 	// RawType is the provider's own name for the event ("hard_bounce", "Delivery", …).
 	RawType string `json:"raw_type,omitempty"`
+	// MessageID is the provider's id of the message (SendGrid sg_message_id, SES
+	// mail.messageId, …). When an event carries no dispatch_id, intake finds the
+	// message by it: the Send activity records it (search attribute EspMessageId).
+	MessageID string `json:"message_id,omitempty"`
 }
 
 // DedupeKey identifies the event across retries of the provider's webhook.

@@ -18,7 +18,13 @@ type SendRequest struct {
 	CampaignAPIID  string `json:"campaign_api_id,omitempty"`
 	// PostbackURL overrides the default postback endpoint for this message.
 	PostbackURL string `json:"postback_url,omitempty"`
+	// Workspace the message belongs to: it selects the postback endpoints
+	// (DISPATCHFLOW_ENDPOINTS_FILE). Defaults to DefaultWorkspace.
+	Workspace string `json:"workspace,omitempty"`
 }
+
+// DefaultWorkspace is the workspace of a message that names none.
+const DefaultWorkspace = "default"
 
 // FieldError is a problem with one field of a request; Field is its JSON name.
 type FieldError struct {
@@ -36,6 +42,10 @@ func (r *SendRequest) Normalize(defaultFrom string) error {
 	if r.From == "" {
 		r.From = defaultFrom
 	}
+	r.Workspace = strings.TrimSpace(r.Workspace)
+	if r.Workspace == "" {
+		r.Workspace = DefaultWorkspace
+	}
 	switch {
 	case r.To == "":
 		return &FieldError{"to", "is required"}
@@ -49,6 +59,8 @@ func (r *SendRequest) Normalize(defaultFrom string) error {
 		return &FieldError{"external_send_id", "is longer than 256 characters"}
 	case len(r.CampaignAPIID) > 256:
 		return &FieldError{"campaign_api_id", "is longer than 256 characters"}
+	case !ValidWorkspace(r.Workspace):
+		return &FieldError{"workspace", "must be 1-64 letters, digits, '-', '_' or '.'"}
 	}
 	if err := CheckAddress(r.To); err != nil {
 		return &FieldError{"to", err.Error()}
@@ -97,4 +109,17 @@ func CheckEndpointURL(s string) error {
 		return fmt.Errorf("%q is not an absolute http(s) URL", s)
 	}
 	return nil
+}
+
+// ValidWorkspace accepts workspace ids safe in search attributes, URLs and logs.
+func ValidWorkspace(w string) bool {
+	if len(w) == 0 || len(w) > 64 {
+		return false
+	}
+	for _, c := range w {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }

@@ -67,12 +67,15 @@ const (
 	// EventComplaint and EventUnsubscribe are recorded only.
 	EventComplaint   EventType = "complaint"
 	EventUnsubscribe EventType = "unsubscribe"
+	// EventUnknown is a provider event dispatchflow has no meaning for: kept in the
+	// timeline (RawType names it), never changes the status, never fails a batch.
+	EventUnknown EventType = "unknown"
 )
 
 // EventTypes lists every event type dispatchflow understands.
 var EventTypes = []EventType{
 	EventSent, EventProcessed, EventDeferred, EventDelivered, EventBounced, EventAborted,
-	EventOpen, EventClick, EventComplaint, EventUnsubscribe,
+	EventOpen, EventClick, EventComplaint, EventUnsubscribe, EventUnknown,
 }
 
 // ParseEventType returns the EventType named s, or an error naming s.
