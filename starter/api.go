@@ -53,16 +53,33 @@ func New(c client.Client, cfg config.Config, logger *slog.Logger) *API {
 	return a
 }
 
+// Route is one operation of the API. Routes is the one list the router is built
+// from and the OpenAPI document is checked against.
+type Route struct {
+	Method  string
+	Pattern string // net/http ServeMux pattern path: "/v1/messages/{dispatch_id}"
+	Handler http.HandlerFunc
+}
+
+// Routes lists the API's operations (without /dev/inbox, a development aid).
+func (a *API) Routes() []Route {
+	return []Route{
+		{http.MethodPost, "/v1/messages", a.sendMessage},
+		{http.MethodGet, "/v1/messages/{dispatch_id}", a.getMessage},
+		{http.MethodPost, "/v1/messages/{dispatch_id}/fallback/cancel", a.cancelFallback},
+		{http.MethodPatch, "/v1/messages/{dispatch_id}/fallback", a.patchFallback},
+		{http.MethodPost, "/v1/events/{provider}", a.postEvents},
+		{http.MethodPost, "/v1/callbacks/twilio", a.twilioCallback},
+		{http.MethodGet, "/healthz", a.healthz},
+	}
+}
+
 // Handler is the API's router.
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/messages", a.sendMessage)
-	mux.HandleFunc("GET /v1/messages/{dispatch_id}", a.getMessage)
-	mux.HandleFunc("POST /v1/messages/{dispatch_id}/fallback/cancel", a.cancelFallback)
-	mux.HandleFunc("PATCH /v1/messages/{dispatch_id}/fallback", a.patchFallback)
-	mux.HandleFunc("POST /v1/events/{provider}", a.postEvents)
-	mux.HandleFunc("POST /v1/callbacks/twilio", a.twilioCallback)
-	mux.HandleFunc("GET /healthz", a.healthz)
+	for _, r := range a.Routes() {
+		mux.HandleFunc(r.Method+" "+r.Pattern, r.Handler)
+	}
 	if a.inbox != nil {
 		mux.Handle("/dev/inbox", a.inbox)
 	}
