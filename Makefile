@@ -41,6 +41,17 @@ lint: ## gofmt, go vet and Temporal's workflowcheck on both modules.
 	cd devserver && go vet ./...
 	go run go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0 -show-pos ./workflows/... ./bench/naive/...
 
+FUZZTIME ?= 5s
+
+.PHONY: fuzz
+fuzz: ## Fuzz each webhook normalizer for FUZZTIME (default 5s; Go fuzzes one target per run).
+	go test -run='^$$' -fuzz='^FuzzSendGrid$$' -fuzztime=$(FUZZTIME) ./intake/
+	go test -run='^$$' -fuzz='^FuzzMailgun$$' -fuzztime=$(FUZZTIME) ./intake/
+	go test -run='^$$' -fuzz='^FuzzPostmark$$' -fuzztime=$(FUZZTIME) ./intake/
+	go test -run='^$$' -fuzz='^FuzzSES$$' -fuzztime=$(FUZZTIME) ./intake/
+	go test -run='^$$' -fuzz='^FuzzSarbacane$$' -fuzztime=$(FUZZTIME) ./intake/
+	go test -run='^$$' -fuzz='^FuzzAJO$$' -fuzztime=$(FUZZTIME) ./intake/
+
 .PHONY: clean
 clean: ## Delete the local Temporal database (.data/) and bin/.
 	rm -rf "$(DATA_DIR)" bin

@@ -1,19 +1,21 @@
 // Package activities holds every side effect of a message's life: handing the email
-// to the ESP and POSTing postbacks. Workflows call them through a nil *Activities
+// to the ESP, POSTing postbacks and sending fallback steps. Workflows call them through a nil *Activities
 // (the worker registers the real one), so the workflow package never does I/O.
 //
 // Retries belong to Temporal, not to this package: an activity makes one attempt and
 // says whether a failure is permanent (a non-retryable ApplicationError) or not; the
 // workflow's retry policy schedules the next attempt, which shows in the Temporal UI.
+// Postback names that attempt's delay itself (NextRetryDelay), from the endpoint's
+// schedule.
 package activities
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
-	"net/http"
+	"math/rand/v2"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -24,6 +26,9 @@ import (
 	"github.com/dispatchflow/dispatchflow/channel"
 	"github.com/dispatchflow/dispatchflow/esp"
 	"github.com/dispatchflow/dispatchflow/message"
+	"github.com/dispatchflow/dispatchflow/metrics"
+	"github.com/dispatchflow/dispatchflow/netguard"
+	"github.com/dispatchflow/dispatchflow/postback"
 )
 
 // Error types of the non-retryable and retryable ApplicationErrors returned here;
@@ -31,8 +36,21 @@ import (
 const (
 	// ErrRefused: the ESP refused the message for good; the message is aborted.
 	ErrRefused = "ESPRefused"
-	// ErrPostbackStatus: the endpoint answered a non-2xx status; retried.
+	// ErrPostbackStatus: a postback attempt failed (non-2xx answer, network error,
+	// timeout); retried after the endpoint's schedule (NextRetryDelay).
 	ErrPostbackStatus = "PostbackHTTPStatus"
+	// ErrPostbackGivenUp: the last attempt of the endpoint's schedule failed.
+	ErrPostbackGivenUp = "PostbackGivenUp"
+	// ErrPostbackInvalid: the postback can never be sent as configured (format
+	// cannot express the event, body over 256 KB, address refused by the SSRF guard).
+	ErrPostbackInvalid = "PostbackInvalid"
+	// ErrEndpointUnknown: the input names an endpoint that is not configured.
+	ErrEndpointUnknown = "EndpointUnknown"
+	// ErrEndpointDisabled: the endpoint is disabled; nothing was sent. The
+	// postback is held, to be replayed once the endpoint is enabled.
+	ErrEndpointDisabled = "EndpointDisabled"
+	// ErrEndpointGone: the endpoint answered 410 Gone and is now disabled.
+	ErrEndpointGone = "EndpointGone"
 	// ErrFallbackRefused: a fallback step can never succeed (invalid number, …).
 	ErrFallbackRefused = "FallbackRefused"
 )
@@ -44,6 +62,17 @@ type Activities struct {
 	// HTTP sends postbacks. It must not retry (RetryMax 0) nor follow redirects:
 	// Temporal owns retries, and a redirect is a failure. See NewPostbackClient.
 	HTTP *retryablehttp.Client
+	// Endpoints are the configured postback endpoints (DISPATCHFLOW_ENDPOINTS_FILE);
+	// nil: none, every postback goes to its input's URL with default settings.
+	Endpoints *postback.Set
+	// Health says which endpoints are disabled and records attempts; nil: none is
+	// ever disabled (a 410 then only fails the postback for good).
+	Health postback.Health
+	// PostbackTimeout bounds an attempt to an endpoint without its own timeout;
+	// zero: postback.DefaultTimeout (15s).
+	PostbackTimeout time.Duration
+	// Rand draws the schedule's jitter; nil: the global source.
+	Rand *rand.Rand
 	// Channels send fallback steps.
 	Channels channel.Channels
 	// CallbackURL is where SMS providers report a fallback's delivery status:
@@ -62,9 +91,10 @@ func (a *Activities) now() time.Time {
 
 // NewPostbackClient returns the HTTP client postbacks are sent with: the same as
 // fallback webhooks' (one attempt per activity attempt, redirects not followed,
-// timeout per attempt, every response handed back for the activity to classify).
-func NewPostbackClient(timeout time.Duration) *retryablehttp.Client {
-	return channel.NewHTTPClient(timeout)
+// timeout per attempt, every response handed back for the activity to classify,
+// internal addresses refused by guard at connection time).
+func NewPostbackClient(timeout time.Duration, guard *netguard.Guard) *retryablehttp.Client {
+	return channel.NewHTTPClient(timeout, guard)
 }
 
 // SendInput is the input of Send.
@@ -96,7 +126,26 @@ func (a *Activities) Send(ctx context.Context, in SendInput) (SendResult, error)
 
 // PostbackInput is the input of Postback.
 type PostbackInput struct {
-	URL  string
+	// EndpointID names a configured endpoint (Activities.Endpoints). Empty with URL
+	// set: a message's own postback_url, sent with its workspace's settings
+	// (postback.Set.Inherit).
+	EndpointID string
+	// URL is a message's own postback_url, when EndpointID is empty.
+	URL string
+	// Workspace of the message, for URL's settings. Defaults to "default".
+	Workspace string
+	// WebhookID is the postback's webhook-id: unique per postback, the same on all
+	// its retries and replays, without a full stop. Empty: derived from the
+	// dispatch_id and event name (callers that predate it).
+	WebhookID string
+	// Notification is what to post.
+	Notification postback.Notification
+	// Attempts were made before this activity (the workflow's local-activity
+	// attempt, …), oldest first: they count against the endpoint's schedule and
+	// head the attempts log.
+	Attempts []postback.Attempt
+	// Body is the Braze body of callers that predate Notification, used when
+	// Notification.Postback is empty. Deprecated: set Notification.
 	Body message.Postback
 }
 
@@ -106,32 +155,141 @@ type PostbackResult struct {
 	// Attempt is the activity attempt that succeeded (1 for the first).
 	Attempt     int32
 	DeliveredAt time.Time
+	// Attempts is the attempts log, oldest first: the last MaxAttemptsLog attempts,
+	// the successful one last.
+	Attempts []postback.Attempt
 }
 
-// Postback POSTs one postback body to its endpoint. Only a 2xx answer is success;
-// any other answer or a network error is a retryable error naming it.
+// MaxAttemptsLog bounds the attempts log a postback carries (in heartbeats,
+// errors' details and its result).
+const MaxAttemptsLog = 20
+
+// Postback makes one delivery attempt of a notification to one endpoint, signed
+// and authenticated as the endpoint says (see package postback), and tells
+// Temporal what to do next:
+//
+//   - 2xx: the result, with the attempts log;
+//   - 410 Gone: the endpoint is disabled (Health.Disable) and the error is a
+//     non-retryable ErrEndpointGone;
+//   - any other failure: a retryable ErrPostbackStatus whose NextRetryDelay is the
+//     endpoint's schedule step (±20% jitter, Retry-After on 429/503 honoured within
+//     [step, 2×step]), or, once the schedule is exhausted, a non-retryable
+//     ErrPostbackGivenUp;
+//   - a disabled endpoint: a non-retryable ErrEndpointDisabled, nothing sent;
+//   - an unknown endpoint: a non-retryable ErrEndpointUnknown;
+//   - a postback that can never be sent: a non-retryable ErrPostbackInvalid.
+//
+// Every error's details are the attempts log ([]postback.Attempt). The log of
+// earlier retries travels in heartbeat details, so the activity needs no
+// heartbeat timeout; as a local activity (no heartbeats) the log holds
+// in.Attempts and this attempt. The caller's retry policy must leave the count of
+// attempts to the schedule (MaximumAttempts 0, or more than the schedule's).
 func (a *Activities) Postback(ctx context.Context, in PostbackInput) (PostbackResult, error) {
-	body, err := json.Marshal(in.Body)
+	info := activity.GetInfo(ctx)
+	n := in.Notification
+	if n.Postback.DispatchID == "" {
+		n.Postback = in.Body
+	}
+	ep, err := a.postbackEndpoint(in)
 	if err != nil {
-		return PostbackResult{}, temporal.NewNonRetryableApplicationError("encoding postback: "+err.Error(), "PostbackEncoding", err)
+		return PostbackResult{}, postbackError(err.Error(), ErrEndpointUnknown, true, 0, in.Attempts)
 	}
-	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, in.URL, body)
-	if err != nil {
-		return PostbackResult{}, temporal.NewNonRetryableApplicationError("postback url: "+err.Error(), "PostbackURL", err)
+	if ep.ID != "" && a.Health != nil {
+		if reason, off := a.Health.Disabled(ctx, ep.ID); off {
+			return PostbackResult{}, postbackError(fmt.Sprintf("endpoint %s is disabled: %s", ep.ID, reason), ErrEndpointDisabled, true, 0, in.Attempts)
+		}
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "dispatchflow-postback/1")
-	resp, err := a.HTTP.Do(req)
-	if err != nil {
-		return PostbackResult{}, channel.RequestError("postback to", in.URL, err)
+	log := in.Attempts
+	if activity.HasHeartbeatDetails(ctx) {
+		var prev []postback.Attempt
+		if err := activity.GetHeartbeatDetails(ctx, &prev); err == nil {
+			log = prev
+		}
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	_ = resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return PostbackResult{}, temporal.NewApplicationError(
-			fmt.Sprintf("postback to %s: endpoint answered %s", channel.Host(in.URL), resp.Status), ErrPostbackStatus, resp.StatusCode)
+	// Attempts made before this one: the caller's, then this activity's earlier
+	// attempts (those that died without a heartbeat included).
+	made := len(in.Attempts) + int(info.Attempt) - 1
+	webhookID := in.WebhookID
+	if webhookID == "" {
+		webhookID = "pb_" + n.Postback.DispatchID + "_" + n.Name()
 	}
-	return PostbackResult{StatusCode: resp.StatusCode, Attempt: activity.GetInfo(ctx).Attempt, DeliveredAt: a.now()}, nil
+	if ep.Timeout == 0 {
+		ep.Timeout = postback.Duration(a.PostbackTimeout)
+	}
+
+	at := postback.Deliver(ctx, a.HTTP, ep, n, webhookID, a.now())
+	made++
+	metrics.PostbackAttempt(ep.Label(), at.OK())
+	if ep.ID != "" && a.Health != nil {
+		a.Health.Report(ep.ID, at)
+	}
+	switch at.Class {
+	case postback.ClassSuccess:
+		log = a.logAttempt(ctx, log, at)
+		done := a.now()
+		if !n.ReceivedAt.IsZero() {
+			metrics.PostbackLatency(ep.Label(), done.Sub(n.ReceivedAt))
+		}
+		return PostbackResult{StatusCode: at.StatusCode, Attempt: info.Attempt, DeliveredAt: done, Attempts: log}, nil
+	case postback.ClassGone:
+		log = a.logAttempt(ctx, log, at)
+		if ep.ID != "" && a.Health != nil {
+			if err := a.Health.Disable(ctx, ep.ID, "answered 410 Gone"); err != nil {
+				// Retried: the next attempt meets the 410 again and disables it then.
+				return PostbackResult{}, postbackError(fmt.Sprintf("%s; disabling endpoint %s: %v", at.Error, ep.ID, err), ErrPostbackStatus, false, 0, log)
+			}
+			return PostbackResult{}, postbackError(fmt.Sprintf("%s; endpoint %s disabled", at.Error, ep.ID), ErrEndpointGone, true, 0, log)
+		}
+		return PostbackResult{}, postbackError(at.Error, ErrEndpointGone, true, 0, log)
+	case postback.ClassInvalid:
+		log = a.logAttempt(ctx, log, at)
+		return PostbackResult{}, postbackError(at.Error, ErrPostbackInvalid, true, 0, log)
+	}
+	delay, ok := ep.RetrySchedule().Delay(made, a.Rand)
+	if !ok {
+		log = a.logAttempt(ctx, log, at)
+		return PostbackResult{}, postbackError(fmt.Sprintf("%s; given up after %d attempts", at.Error, made), ErrPostbackGivenUp, true, 0, log)
+	}
+	delay = postback.ClampRetryAfter(delay, at.RetryAfter)
+	at.NextAttemptAt = a.now().Add(delay)
+	log = a.logAttempt(ctx, log, at)
+	return PostbackResult{}, postbackError(at.Error, ErrPostbackStatus, false, delay, log)
+}
+
+// postbackEndpoint resolves the endpoint of in.
+func (a *Activities) postbackEndpoint(in PostbackInput) (postback.Endpoint, error) {
+	switch {
+	case in.EndpointID != "":
+		ep, ok := a.Endpoints.Get(in.EndpointID)
+		if !ok {
+			return postback.Endpoint{}, fmt.Errorf("endpoint %s is not configured", in.EndpointID)
+		}
+		return ep, nil
+	case in.URL != "":
+		return a.Endpoints.Inherit(in.Workspace, in.URL), nil
+	}
+	return postback.Endpoint{}, errors.New("postback has neither an endpoint nor a URL")
+}
+
+// logAttempt appends at to log, keeps the last MaxAttemptsLog, and records the
+// log as the activity's heartbeat for its next retry (a no-op in a local activity).
+func (a *Activities) logAttempt(ctx context.Context, log []postback.Attempt, at postback.Attempt) []postback.Attempt {
+	log = append(slices.Clone(log), at)
+	if len(log) > MaxAttemptsLog {
+		log = log[len(log)-MaxAttemptsLog:]
+	}
+	activity.RecordHeartbeat(ctx, log)
+	return log
+}
+
+// postbackError is the ApplicationError of a failed attempt, carrying the
+// attempts log as its details; delay (if not zero) is the next retry's.
+func postbackError(msg, typ string, nonRetryable bool, delay time.Duration, log []postback.Attempt) error {
+	return temporal.NewApplicationErrorWithOptions(msg, typ, temporal.ApplicationErrorOptions{
+		NonRetryable:   nonRetryable,
+		NextRetryDelay: delay,
+		Details:        []any{log},
+	})
 }
 
 // FallbackInput is the input of Fallback.

@@ -7,13 +7,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/dispatchflow/dispatchflow/config"
+	"github.com/dispatchflow/dispatchflow/metrics"
 	"github.com/dispatchflow/dispatchflow/starter"
 	"github.com/dispatchflow/dispatchflow/worker"
 )
@@ -24,19 +27,15 @@ type Roles struct {
 	Worker bool
 }
 
-// NewLogger returns the process's logger at cfg.LogLevel, as text on w (stderr).
-func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by config.Load
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
-// Dial connects to the Temporal cluster of cfg; the SDK logs through logger.
+// Dial connects to the Temporal cluster of cfg. The SDK logs through logger (its
+// workflow and activity lines with dispatch_id, see NewLogger) and reports its
+// metrics to metrics.Registry, as does workflow code (metrics.StatusTransition).
 func Dial(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.Client, error) {
 	c, err := client.DialContext(ctx, client.Options{
-		HostPort:  cfg.Temporal.Address,
-		Namespace: cfg.Temporal.Namespace,
-		Logger:    sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
+		HostPort:       cfg.Temporal.Address,
+		Namespace:      cfg.Temporal.Namespace,
+		Logger:         sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
+		MetricsHandler: metrics.TemporalHandler(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connecting to Temporal at %s (TEMPORAL_ADDRESS), namespace %s (TEMPORAL_NAMESPACE): %w",
@@ -46,7 +45,8 @@ func Dial(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.C
 }
 
 // Run runs roles on client c until ctx is done or one of them ends; the first
-// error is returned.
+// error is returned. The API serves /metrics; a worker without the API serves it
+// on cfg.MetricsAddr (unless empty).
 func Run(ctx context.Context, c client.Client, cfg config.Config, logger *slog.Logger, roles Roles) error {
 	if !roles.API && !roles.Worker {
 		return errors.New("nothing to run")
@@ -58,6 +58,10 @@ func Run(ctx context.Context, c client.Client, cfg config.Config, logger *slog.L
 	if roles.Worker {
 		n++
 		go func() { errc <- worker.Run(ctx, c, cfg, logger) }()
+	}
+	if roles.Worker && !roles.API && cfg.MetricsAddr != "" {
+		n++
+		go func() { errc <- ServeMetrics(ctx, cfg.MetricsAddr, logger) }()
 	}
 	if roles.API {
 		n++
@@ -72,4 +76,27 @@ func Run(ctx context.Context, c client.Client, cfg config.Config, logger *slog.L
 		cancel() // one role ending stops the other
 	}
 	return first
+}
+
+// ServeMetrics serves GET /metrics (metrics.Handler) on addr until ctx is done:
+// the metrics of a process without the API.
+func ServeMetrics(ctx context.Context, addr string, logger *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics on %s (DISPATCHFLOW_METRICS_ADDR): %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	logger.Info("metrics listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("metrics on %s: %w", addr, err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdownCtx)
 }

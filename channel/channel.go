@@ -19,6 +19,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/dispatchflow/dispatchflow/netguard"
 )
 
 // Message is one fallback send: step Step of dispatch DispatchID's ladder.
@@ -96,19 +98,26 @@ func (c Channels) Send(ctx context.Context, m Message) (Result, error) {
 // defaultTimeout bounds one HTTP attempt of a Sender whose HTTP client is nil.
 const defaultTimeout = 10 * time.Second
 
-var defaultHTTP = NewHTTPClient(defaultTimeout)
+// defaultHTTP refuses every internal address: a Sender built without a client
+// gets no exemption from the SSRF guard.
+var defaultHTTP = NewHTTPClient(defaultTimeout, netguard.New(nil))
 
-// NewHTTPClient returns the HTTP client fallbacks are sent with: one attempt per
-// activity attempt (RetryMax 0: Temporal owns retries), redirects not followed (a
-// redirect is a failure: the body must not be replayed to wherever it points),
-// timeout per attempt, and every response handed back whatever its status, for the
-// Sender to classify.
-func NewHTTPClient(timeout time.Duration) *retryablehttp.Client {
+// NewHTTPClient returns the HTTP client fallbacks and postbacks are sent with: one
+// attempt per activity attempt (RetryMax 0: Temporal owns retries), redirects not
+// followed (a redirect is a failure: the body must not be replayed to wherever it
+// points), timeout per attempt, every response handed back whatever its status,
+// for the Sender to classify, and connections refused by guard at dial time (a nil
+// guard refuses nothing; tests only). With a proxy from the environment
+// (HTTPS_PROXY), the guard judges the proxy's address, not the target's.
+func NewHTTPClient(timeout time.Duration, guard *netguard.Guard) *retryablehttp.Client {
 	c := retryablehttp.NewClient()
 	c.RetryMax = 0
 	c.Logger = nil
 	c.HTTPClient.Timeout = timeout
 	c.HTTPClient.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if t, ok := c.HTTPClient.Transport.(*http.Transport); ok {
+		t.DialContext = guard.Dialer().DialContext
+	}
 	c.ErrorHandler = retryablehttp.PassthroughErrorHandler
 	return c
 }

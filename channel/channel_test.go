@@ -78,7 +78,7 @@ func TestNames(t *testing.T) {
 
 func TestNewHTTPClient(t *testing.T) {
 	t.Parallel()
-	c := NewHTTPClient(3e9)
+	c := NewHTTPClient(3e9, nil)
 	if c.RetryMax != 0 {
 		t.Errorf("got RetryMax %d, want 0", c.RetryMax)
 	}

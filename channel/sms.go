@@ -47,7 +47,7 @@ type SMS struct {
 	// From is the sender: a Twilio phone number (E.164), short code or alphanumeric sender ID.
 	From string
 	// HTTP sends the request. It must not retry (RetryMax 0) nor follow redirects:
-	// see NewHTTPClient. Nil: NewHTTPClient with a 10s timeout.
+	// see NewHTTPClient. Nil: NewHTTPClient with a 10s timeout, refusing internal addresses.
 	HTTP *retryablehttp.Client
 }
 

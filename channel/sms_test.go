@@ -127,7 +127,7 @@ func TestSMS(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			srv, seen, attempts := twilioServer(t, tt.status, tt.body)
-			s := &SMS{BaseURL: srv.URL + "/", AccountSID: testAccountSID, AuthToken: testAuthToken, From: testFrom, HTTP: NewHTTPClient(5 * time.Second)}
+			s := &SMS{BaseURL: srv.URL + "/", AccountSID: testAccountSID, AuthToken: testAuthToken, From: testFrom, HTTP: NewHTTPClient(5*time.Second, nil)}
 			m := Message{
 				DispatchID: "d1", Step: 0, IdempotencyKey: "d1-fallback-0", Channel: "sms",
 				To: "+14155552345", Text: "Your order shipped: check your inbox.", Reason: "bounced",
@@ -193,7 +193,7 @@ func TestSMSNetworkErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := &SMS{BaseURL: tt.baseURL, AccountSID: testAccountSID, AuthToken: testAuthToken, From: testFrom, HTTP: NewHTTPClient(tt.timeout)}
+			s := &SMS{BaseURL: tt.baseURL, AccountSID: testAccountSID, AuthToken: testAuthToken, From: testFrom, HTTP: NewHTTPClient(tt.timeout, nil)}
 			_, err := s.Send(context.Background(), Message{To: "+14155552345", Text: "hi"})
 			if _, permanent := IsPermanent(err); err == nil || permanent {
 				t.Errorf("got error %v, want a transient error", err)

@@ -28,7 +28,7 @@ const userAgent = "dispatchflow-fallback/1"
 // receiver can dedupe on it: process a key once, answer 2xx to its repeats.
 type Webhook struct {
 	// HTTP sends the request. It must not retry (RetryMax 0) nor follow redirects:
-	// see NewHTTPClient. Nil: NewHTTPClient with a 10s timeout.
+	// see NewHTTPClient. Nil: NewHTTPClient with a 10s timeout, refusing internal addresses.
 	HTTP *retryablehttp.Client
 }
 

@@ -58,7 +58,7 @@ func TestWebhook(t *testing.T) {
 			}))
 			t.Cleanup(srv.Close)
 
-			w := &Webhook{HTTP: NewHTTPClient(5 * time.Second)}
+			w := &Webhook{HTTP: NewHTTPClient(5*time.Second, nil)}
 			m := Message{
 				DispatchID: "0f8fad5b-d9cb-469f-a165-70867728950e", Step: 1, IdempotencyKey: "0f8fad5b-d9cb-469f-a165-70867728950e-fallback-1",
 				Channel: "webhook", URL: srv.URL + "/hooks/fallback?tenant=7", Reason: "not_delivered_in_time",
@@ -112,7 +112,7 @@ func TestWebhookOmitsEmptyFields(t *testing.T) {
 		seen <- string(raw)
 	}))
 	t.Cleanup(srv.Close)
-	w := &Webhook{HTTP: NewHTTPClient(5 * time.Second)}
+	w := &Webhook{HTTP: NewHTTPClient(5*time.Second, nil)}
 	if _, err := w.Send(context.Background(), Message{DispatchID: "d1", IdempotencyKey: "d1-fallback-0", URL: srv.URL, Reason: "bounced"}); err != nil {
 		t.Fatalf("got error %v, want none", err)
 	}
@@ -144,7 +144,7 @@ func TestWebhookRedirectNotFollowed(t *testing.T) {
 				http.Redirect(w, r, target.URL+"/elsewhere", tt.status)
 			}))
 			t.Cleanup(srv.Close)
-			w := &Webhook{HTTP: NewHTTPClient(5 * time.Second)}
+			w := &Webhook{HTTP: NewHTTPClient(5*time.Second, nil)}
 			got, err := w.Send(context.Background(), Message{DispatchID: "d1", IdempotencyKey: "d1-fallback-0", URL: srv.URL})
 			if err == nil || got.Confirmed {
 				t.Fatalf("got %+v, %v, want an error", got, err)
@@ -185,7 +185,7 @@ func TestWebhookNetworkErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			w := &Webhook{HTTP: NewHTTPClient(tt.timeout)}
+			w := &Webhook{HTTP: NewHTTPClient(tt.timeout, nil)}
 			_, err := w.Send(context.Background(), Message{DispatchID: "d1", URL: tt.url})
 			if _, permanent := IsPermanent(err); err == nil || permanent {
 				t.Errorf("got error %v, want a transient error", err)

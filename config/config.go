@@ -4,6 +4,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -13,7 +14,10 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/dispatchflow/dispatchflow/fallback"
+	"github.com/dispatchflow/dispatchflow/intake"
 	"github.com/dispatchflow/dispatchflow/message"
+	"github.com/dispatchflow/dispatchflow/netguard"
+	"github.com/dispatchflow/dispatchflow/postback"
 )
 
 // Prefix of dispatchflow's variables.
@@ -31,20 +35,44 @@ type Config struct {
 	PostbackURL string `envconfig:"POSTBACK_URL" desc:"default postback endpoint (a send's postback_url overrides it)"`
 	// From is the sender used when a request has none. Defaults to "dispatchflow@localhost".
 	From string `envconfig:"FROM" default:"dispatchflow@localhost" desc:"default From address"`
-	// ESP is the provider messages are handed to: "sandbox" or "smtp". Defaults to "sandbox".
-	ESP string `envconfig:"ESP" default:"sandbox" desc:"email provider: sandbox | smtp"`
+	// ESP is the provider messages are handed to: "sandbox", "smtp", "sendgrid",
+	// "mailgun", "postmark" or "ses"; each needs its own variables below. Defaults
+	// to "sandbox".
+	ESP string `envconfig:"ESP" default:"sandbox" desc:"email provider: sandbox | smtp | sendgrid | mailgun | postmark | ses"`
 	// SMTPAddr is the relay's host:port; required when ESP is "smtp".
 	SMTPAddr string `envconfig:"SMTP_ADDR" desc:"SMTP relay host:port (required with ESP=smtp)"`
 	// SMTPUsername and SMTPPassword enable AUTH PLAIN (over TLS, or to localhost).
 	SMTPUsername string `envconfig:"SMTP_USERNAME" desc:"SMTP AUTH PLAIN user (optional)"`
 	SMTPPassword string `envconfig:"SMTP_PASSWORD" desc:"SMTP AUTH PLAIN password (optional)"`
+	// SendGrid* configure ESP=sendgrid (v3 Mail Send API). The key needs the
+	// Mail Send permission; BaseURL defaults to https://api.sendgrid.com.
+	SendGridAPIKey  string `envconfig:"SENDGRID_API_KEY" desc:"SendGrid API key (required with ESP=sendgrid)"`
+	SendGridBaseURL string `envconfig:"SENDGRID_BASE_URL" default:"https://api.sendgrid.com" desc:"SendGrid API origin (EU subusers: https://api.eu.sendgrid.com)"`
+	// Mailgun* configure ESP=mailgun (Messages API of Domain). BaseURL defaults
+	// to the US region, https://api.mailgun.net; EU domains use https://api.eu.mailgun.net.
+	MailgunAPIKey  string `envconfig:"MAILGUN_API_KEY" desc:"Mailgun API key (required with ESP=mailgun)"`
+	MailgunDomain  string `envconfig:"MAILGUN_DOMAIN" desc:"Mailgun sending domain (required with ESP=mailgun)"`
+	MailgunBaseURL string `envconfig:"MAILGUN_BASE_URL" default:"https://api.mailgun.net" desc:"Mailgun API origin (EU: https://api.eu.mailgun.net)"`
+	// Postmark* configure ESP=postmark (Email API). BaseURL defaults to
+	// https://api.postmarkapp.com; MessageStream to "outbound" (Postmark's default
+	// transactional stream).
+	PostmarkServerToken   string `envconfig:"POSTMARK_SERVER_TOKEN" desc:"Postmark server API token (required with ESP=postmark)"`
+	PostmarkBaseURL       string `envconfig:"POSTMARK_BASE_URL" default:"https://api.postmarkapp.com" desc:"Postmark API origin"`
+	PostmarkMessageStream string `envconfig:"POSTMARK_MESSAGE_STREAM" default:"outbound" desc:"Postmark message stream messages are sent through"`
+	// SES* configure ESP=ses (SES v2 SendEmail, static credentials). The
+	// configuration set must have an event destination: SES publishes events only
+	// for messages sent through one. BaseURL is empty for the region's endpoint.
+	SESRegion           string `envconfig:"SES_REGION" desc:"Amazon SES region, e.g. eu-west-1 (required with ESP=ses)"`
+	SESAccessKeyID      string `envconfig:"SES_ACCESS_KEY_ID" desc:"AWS access key id allowed ses:SendEmail (required with ESP=ses)"`
+	SESSecretAccessKey  string `envconfig:"SES_SECRET_ACCESS_KEY" desc:"AWS secret access key (required with ESP=ses)"`
+	SESSessionToken     string `envconfig:"SES_SESSION_TOKEN" desc:"AWS session token, for temporary credentials (optional)"`
+	SESConfigurationSet string `envconfig:"SES_CONFIGURATION_SET" desc:"SES configuration set with the event destination (required with ESP=ses)"`
+	SESBaseURL          string `envconfig:"SES_BASE_URL" desc:"SES API endpoint (default: https://email.<region>.amazonaws.com)"`
 	// SandboxDelay is the sandbox ESP's delay between events. Defaults to 1s.
 	SandboxDelay time.Duration `envconfig:"SANDBOX_DELAY" default:"1s" desc:"sandbox ESP: delay before each event it reports"`
 	// TrackingWindow: how long a message's workflow stays open after its last status
 	// change, for late events. Defaults to 72h.
 	TrackingWindow time.Duration `envconfig:"TRACKING_WINDOW" default:"72h" desc:"how long a message accepts late events after its last status change"`
-	// PostbackRetryWindow: how long a postback is retried. Defaults to 24h.
-	PostbackRetryWindow time.Duration `envconfig:"POSTBACK_RETRY_WINDOW" default:"24h" desc:"how long a failing postback is retried"`
 	// SendRetryWindow: how long transient ESP failures are retried before the
 	// message is aborted. Defaults to 1h.
 	SendRetryWindow time.Duration `envconfig:"SEND_RETRY_WINDOW" default:"1h" desc:"how long transient ESP failures are retried before aborting"`
@@ -82,6 +110,60 @@ type Config struct {
 	DevInbox bool `envconfig:"DEV_INBOX" default:"false" desc:"serve /dev/inbox, a postback receiver for trying things out"`
 	// LogLevel: debug, info, warn or error. Defaults to info.
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info" desc:"debug | info | warn | error"`
+	// LogFormat: "text" (logfmt-like key=value) or "json" (one object per line). Defaults to text.
+	LogFormat string `envconfig:"LOG_FORMAT" default:"text" desc:"log format: text | json"`
+	// MetricsAddr is where a worker-only process (dispatchflow worker) serves
+	// /metrics; with the API in the process, the API's /metrics serves them
+	// instead. Empty: no metrics listener. Defaults to ":9090".
+	MetricsAddr string `envconfig:"METRICS_ADDR" default:":9090" desc:"address a worker-only process serves /metrics on (empty: none)"`
+
+	// EndpointsFile names the postback endpoints file (YAML or JSON, see
+	// docs/postbacks.md). Empty: no configured endpoints (DISPATCHFLOW_POSTBACK_URL
+	// and per-message postback_url still work).
+	EndpointsFile string `envconfig:"ENDPOINTS_FILE" desc:"postback endpoints file, .yaml/.yml or .json (see docs/postbacks.md)"`
+	// AllowNetworks are the networks postbacks and fallback webhooks may reach
+	// despite the SSRF guard, which otherwise refuses loopback, private, link-local,
+	// CGNAT and metadata addresses. CIDR prefixes or single addresses. Defaults to none.
+	AllowNetworks []string `envconfig:"ALLOW_NETWORKS" desc:"CIDRs postbacks and fallback webhooks may reach despite the SSRF guard, e.g. 127.0.0.0/8,::1/128"`
+	// PostbackTimeout bounds one postback attempt to an endpoint without its own
+	// timeout. Defaults to 15s.
+	PostbackTimeout time.Duration `envconfig:"POSTBACK_TIMEOUT" default:"15s" desc:"timeout of one postback attempt (an endpoint's timeout overrides it)"`
+
+	// Webhook* authenticate ESP webhooks (POST /v1/events/{provider}); see
+	// docs/esp-inbound.md. A provider whose credential is empty accepts
+	// unauthenticated requests unless WebhookVerify lists it. Amazon SNS
+	// signatures need no credential and are always verified.
+	//
+	// WebhookVerify lists the providers that must authenticate ("all", or some of
+	// sendgrid, mailgun, postmark, ses, sarbacane, ajo): the process refuses to
+	// start while one of them lacks its credential. Defaults to none.
+	WebhookVerify []string `envconfig:"WEBHOOK_VERIFY" desc:"webhooks that must be authenticated: all, or some of sendgrid,mailgun,postmark,ses,sarbacane,ajo (start fails without their credentials)"`
+	// SendGridWebhookPublicKey verifies the Signed Event Webhook (base64 DER, as
+	// SendGrid's settings show it).
+	SendGridWebhookPublicKey string `envconfig:"SENDGRID_WEBHOOK_PUBLIC_KEY" desc:"SendGrid Signed Event Webhook verification key (base64)"`
+	// MailgunWebhookSigningKey is Mailgun's HTTP webhook signing key.
+	MailgunWebhookSigningKey string `envconfig:"MAILGUN_WEBHOOK_SIGNING_KEY" desc:"Mailgun HTTP webhook signing key"`
+	// MailgunWebhookMaxAge bounds the age of a Mailgun signature; Mailgun's retries
+	// resend the first signature for about 8 hours. Defaults to 9h.
+	MailgunWebhookMaxAge time.Duration `envconfig:"MAILGUN_WEBHOOK_MAX_AGE" default:"9h" desc:"Mailgun webhooks: oldest signature timestamp accepted"`
+	// PostmarkWebhookUsername and PostmarkWebhookPassword are the basic-auth
+	// credentials of the webhook URL configured at Postmark.
+	PostmarkWebhookUsername string `envconfig:"POSTMARK_WEBHOOK_USERNAME" desc:"Postmark webhooks: basic auth user of the webhook URL"`
+	PostmarkWebhookPassword string `envconfig:"POSTMARK_WEBHOOK_PASSWORD" desc:"Postmark webhooks: basic auth password of the webhook URL"`
+	// SESTopicARNs allow-lists the SNS topics of SES events; their subscriptions
+	// are confirmed automatically. Empty: any topic's signed notifications are
+	// accepted and no subscription is confirmed.
+	SESTopicARNs []string `envconfig:"SES_TOPIC_ARNS" desc:"SES webhooks: allowed SNS topic ARNs (their subscriptions are auto-confirmed)"`
+	// SESSNSHostPattern is the regular expression the hosts of SigningCertURL and
+	// SubscribeURL must match. Empty: ^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$.
+	SESSNSHostPattern string `envconfig:"SES_SNS_HOST_PATTERN" desc:"SES webhooks: regexp of trusted SNS hosts (default sns.<region>.amazonaws.com[.cn])"`
+	// SarbacaneWebhookToken is a shared token Sarbacane must send, in the URL's
+	// query parameter "token" (or header X-Webhook-Token).
+	SarbacaneWebhookToken string `envconfig:"SARBACANE_WEBHOOK_TOKEN" desc:"Sarbacane webhooks: shared token (query parameter token=)"`
+	// AJOWebhookJWTSecret verifies Adobe Journey Optimizer's HS256 JWTs;
+	// AJOWebhookJWTPublicKey (PEM) its RS256 ones.
+	AJOWebhookJWTSecret    string `envconfig:"AJO_WEBHOOK_JWT_SECRET" desc:"Adobe Journey Optimizer webhooks: HS256 JWT secret"`
+	AJOWebhookJWTPublicKey string `envconfig:"AJO_WEBHOOK_JWT_PUBLIC_KEY" desc:"Adobe Journey Optimizer webhooks: RS256 JWT public key (PEM)"`
 
 	Temporal Temporal `ignored:"true"`
 }
@@ -131,13 +213,16 @@ func (c *Config) validate() error {
 		if _, _, err := net.SplitHostPort(c.SMTPAddr); err != nil {
 			return fmt.Errorf("DISPATCHFLOW_SMTP_ADDR: %q is not host:port (required with DISPATCHFLOW_ESP=smtp)", c.SMTPAddr)
 		}
+	case "sendgrid", "mailgun", "postmark", "ses":
+		if err := c.validateESPAPI(); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("DISPATCHFLOW_ESP: %q is not one of sandbox, smtp", c.ESP)
+		return fmt.Errorf("DISPATCHFLOW_ESP: %q is not one of sandbox, smtp, sendgrid, mailgun, postmark, ses", c.ESP)
 	}
 	for name, d := range map[string]time.Duration{
 		"DISPATCHFLOW_SANDBOX_DELAY":         c.SandboxDelay,
 		"DISPATCHFLOW_TRACKING_WINDOW":       c.TrackingWindow,
-		"DISPATCHFLOW_POSTBACK_RETRY_WINDOW": c.PostbackRetryWindow,
 		"DISPATCHFLOW_SEND_RETRY_WINDOW":     c.SendRetryWindow,
 	} {
 		if d < 0 || (d == 0 && name != "DISPATCHFLOW_SANDBOX_DELAY") {
@@ -173,11 +258,37 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("DISPATCHFLOW_LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel)
 	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("DISPATCHFLOW_LOG_FORMAT: %q is not one of text, json", c.LogFormat)
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return fmt.Errorf("DISPATCHFLOW_METRICS_ADDR: %q is not host:port", c.MetricsAddr)
+		}
+	}
+	if _, err := netguard.ParseNetworks(c.AllowNetworks); err != nil {
+		return fmt.Errorf("DISPATCHFLOW_ALLOW_NETWORKS: %w", err)
+	}
+	if c.PostbackTimeout <= 0 {
+		return fmt.Errorf("DISPATCHFLOW_POSTBACK_TIMEOUT: %s must be positive", c.PostbackTimeout)
+	}
+	if c.EndpointsFile != "" && c.PostbackURL != "" {
+		return fmt.Errorf("DISPATCHFLOW_POSTBACK_URL: set it or DISPATCHFLOW_ENDPOINTS_FILE, not both (give the endpoint an entry in the file)")
+	}
+	if _, err := c.Endpoints(); err != nil {
+		if c.EndpointsFile == "" {
+			return err
+		}
+		return fmt.Errorf("DISPATCHFLOW_ENDPOINTS_FILE: %w", err)
+	}
 	if c.WorkflowCacheSize < 1 {
 		return fmt.Errorf("DISPATCHFLOW_WORKFLOW_CACHE_SIZE: %d must be at least 1", c.WorkflowCacheSize)
 	}
 	if c.TaskQueue == "" {
 		return fmt.Errorf("DISPATCHFLOW_TASK_QUEUE: must not be empty")
+	}
+	if err := c.validateWebhooks(); err != nil {
+		return err
 	}
 	if c.From != "" {
 		if err := message.CheckAddress(c.From); err != nil {
@@ -185,6 +296,70 @@ func (c *Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// validateESPAPI checks the variables of the API provider chosen by ESP: its
+// credentials are required and its base URL must be an absolute http(s) URL.
+func (c *Config) validateESPAPI() error {
+	type setting struct{ name, value string }
+	var required []setting
+	var baseURL setting
+	switch c.ESP {
+	case "sendgrid":
+		required = []setting{{"DISPATCHFLOW_SENDGRID_API_KEY", c.SendGridAPIKey}}
+		baseURL = setting{"DISPATCHFLOW_SENDGRID_BASE_URL", c.SendGridBaseURL}
+	case "mailgun":
+		required = []setting{{"DISPATCHFLOW_MAILGUN_API_KEY", c.MailgunAPIKey}, {"DISPATCHFLOW_MAILGUN_DOMAIN", c.MailgunDomain}}
+		baseURL = setting{"DISPATCHFLOW_MAILGUN_BASE_URL", c.MailgunBaseURL}
+	case "postmark":
+		required = []setting{{"DISPATCHFLOW_POSTMARK_SERVER_TOKEN", c.PostmarkServerToken}}
+		baseURL = setting{"DISPATCHFLOW_POSTMARK_BASE_URL", c.PostmarkBaseURL}
+	case "ses":
+		required = []setting{
+			{"DISPATCHFLOW_SES_REGION", c.SESRegion},
+			{"DISPATCHFLOW_SES_ACCESS_KEY_ID", c.SESAccessKeyID},
+			{"DISPATCHFLOW_SES_SECRET_ACCESS_KEY", c.SESSecretAccessKey},
+			{"DISPATCHFLOW_SES_CONFIGURATION_SET", c.SESConfigurationSet},
+		}
+		baseURL = setting{"DISPATCHFLOW_SES_BASE_URL", c.SESBaseURL}
+	}
+	for _, r := range required {
+		if r.value == "" {
+			return fmt.Errorf("%s: required with DISPATCHFLOW_ESP=%s", r.name, c.ESP)
+		}
+	}
+	if baseURL.value != "" || c.ESP != "ses" {
+		if err := message.CheckEndpointURL(baseURL.value); err != nil {
+			return fmt.Errorf("%s: %w", baseURL.name, err)
+		}
+	}
+	return nil
+}
+
+// Endpoints reads DISPATCHFLOW_ENDPOINTS_FILE. Without one, DISPATCHFLOW_POSTBACK_URL
+// is the one endpoint "default" of workspace "default" (receiving the fallback
+// outcomes when DISPATCHFLOW_POSTBACK_FALLBACK_OUTCOMES is true); without either,
+// the set is empty. Errors name the file, the entry and the field.
+func (c Config) Endpoints() (*postback.Set, error) {
+	if c.EndpointsFile != "" {
+		return postback.LoadFile(c.EndpointsFile)
+	}
+	if c.PostbackURL == "" {
+		return postback.NewSet()
+	}
+	ep, err := postback.FromURL(c.PostbackURL)
+	if err != nil {
+		return nil, fmt.Errorf("DISPATCHFLOW_POSTBACK_URL: %w", err)
+	}
+	ep.FallbackOutcomes = c.PostbackFallbackOutcomes
+	return postback.NewSet(ep)
+}
+
+// Guard is the SSRF guard of postbacks and fallback webhooks, allowing
+// DISPATCHFLOW_ALLOW_NETWORKS (checked by Load).
+func (c Config) Guard() *netguard.Guard {
+	allow, _ := netguard.ParseNetworks(c.AllowNetworks)
+	return netguard.New(allow)
 }
 
 // FallbackDefaults are the policy defaults of DISPATCHFLOW_FALLBACK_*.
@@ -215,4 +390,51 @@ func (c Config) TwilioCallbackURL() string {
 func (c Config) SandboxEventsURL() string {
 	u, _ := url.JoinPath(c.PublicURL, "/v1/events/sandbox")
 	return u
+}
+
+// Intake is the configuration of the webhook normalizers.
+func (c Config) Intake() intake.Config {
+	return intake.Config{
+		Require:           c.WebhookVerify,
+		SendGridPublicKey: c.SendGridWebhookPublicKey,
+		MailgunSigningKey: c.MailgunWebhookSigningKey,
+		MailgunMaxAge:     c.MailgunWebhookMaxAge,
+		PostmarkUsername:  c.PostmarkWebhookUsername,
+		PostmarkPassword:  c.PostmarkWebhookPassword,
+		SESTopicARNs:      c.SESTopicARNs,
+		SNSHostPattern:    c.SESSNSHostPattern,
+		SarbacaneToken:    c.SarbacaneWebhookToken,
+		AJOJWTSecret:      c.AJOWebhookJWTSecret,
+		AJOJWTPublicKey:   c.AJOWebhookJWTPublicKey,
+	}
+}
+
+// intakeVariables names the variable of each intake.Config field.
+var intakeVariables = map[string]string{
+	"Require":           "DISPATCHFLOW_WEBHOOK_VERIFY",
+	"SendGridPublicKey": "DISPATCHFLOW_SENDGRID_WEBHOOK_PUBLIC_KEY",
+	"MailgunSigningKey": "DISPATCHFLOW_MAILGUN_WEBHOOK_SIGNING_KEY",
+	"MailgunMaxAge":     "DISPATCHFLOW_MAILGUN_WEBHOOK_MAX_AGE",
+	"PostmarkUsername":  "DISPATCHFLOW_POSTMARK_WEBHOOK_USERNAME",
+	"PostmarkPassword":  "DISPATCHFLOW_POSTMARK_WEBHOOK_PASSWORD",
+	"SESTopicARNs":      "DISPATCHFLOW_SES_TOPIC_ARNS",
+	"SNSHostPattern":    "DISPATCHFLOW_SES_SNS_HOST_PATTERN",
+	"SarbacaneToken":    "DISPATCHFLOW_SARBACANE_WEBHOOK_TOKEN",
+	"AJOJWTSecret":      "DISPATCHFLOW_AJO_WEBHOOK_JWT_SECRET",
+	"AJOJWTPublicKey":   "DISPATCHFLOW_AJO_WEBHOOK_JWT_PUBLIC_KEY",
+}
+
+// validateWebhooks builds the webhook normalizers once, so that a bad key or a
+// required but missing credential stops the process at start, naming its variable.
+func (c Config) validateWebhooks() error {
+	_, err := intake.New(c.Intake(), nil)
+	var ce *intake.ConfigError
+	if errors.As(err, &ce) {
+		name := intakeVariables[ce.Field]
+		if ce.Field == "AJOJWTSecret" {
+			name += " or DISPATCHFLOW_AJO_WEBHOOK_JWT_PUBLIC_KEY"
+		}
+		return fmt.Errorf("%s: %w", name, ce.Err)
+	}
+	return err
 }

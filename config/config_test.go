@@ -12,7 +12,7 @@ func TestLoadDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.HTTPAddr != ":8080" || c.ESP != "sandbox" || c.TrackingWindow != 72*time.Hour ||
-		c.PostbackRetryWindow != 24*time.Hour || c.SandboxDelay != time.Second || c.TaskQueue != "dispatchflow" ||
+		c.PostbackTimeout != 15*time.Second || c.SandboxDelay != time.Second || c.TaskQueue != "dispatchflow" ||
 		c.Temporal.Address != "localhost:7233" || c.Temporal.Namespace != "default" {
 		t.Errorf("unexpected defaults: %+v", c)
 	}
@@ -30,7 +30,9 @@ func TestLoadNamesTheVariable(t *testing.T) {
 		{"DISPATCHFLOW_ESP", "sendmail"},
 		{"DISPATCHFLOW_SANDBOX_DELAY", "soon"},
 		{"DISPATCHFLOW_TRACKING_WINDOW", "0s"},
-		{"DISPATCHFLOW_POSTBACK_RETRY_WINDOW", "-1h"},
+		{"DISPATCHFLOW_POSTBACK_TIMEOUT", "0s"},
+		{"DISPATCHFLOW_ALLOW_NETWORKS", "10.0.0.0/33"},
+		{"DISPATCHFLOW_ENDPOINTS_FILE", "/nonexistent.yaml"},
 		{"DISPATCHFLOW_SEND_RETRY_WINDOW", "3 days"},
 		{"DISPATCHFLOW_LOG_LEVEL", "loud"},
 		{"DISPATCHFLOW_FROM", "nobody"},

@@ -4,9 +4,12 @@
 // (the Send activity is retried durably by Temporal).
 //
 // A provider's outbound half lives here; its inbound half (the webhook format it
-// posts events in) is a normalizer in package starter. Real provider APIs (SendGrid,
-// Mailgun, Postmark, SES) slot in as further Senders: each attaches Email.DispatchID
-// where its events bring it back (a custom arg, a user variable, a message tag).
+// posts events in) is a normalizer in package intake. Senders: Sandbox, SMTP, and
+// the provider APIs SendGrid (dispatch id in custom_args), Mailgun (user variable
+// v:dispatch_id), Postmark (Metadata.dispatch_id) and SES (message tag
+// dispatch_id), each attaching Email.DispatchID where its events bring it back and
+// recording the provider's message id as its events carry it. The API senders
+// make one attempt per Send (NewHTTPClient): Temporal owns retries.
 package esp
 
 import (
@@ -28,9 +31,11 @@ type Email struct {
 
 // Receipt is the ESP's acceptance of a message.
 type Receipt struct {
-	// Provider names the ESP that accepted the message ("sandbox", "smtp", …).
+	// Provider names the ESP that accepted the message: its Sender's Name()
+	// ("sandbox", "smtp", "sendgrid", "mailgun", "postmark", "ses").
 	Provider string `json:"provider"`
-	// MessageID is the ESP's own id for the message, when it gives one.
+	// MessageID is the ESP's own id for the message, when it gives one, in the
+	// form its webhook events carry it (so intake can map an event back).
 	MessageID string `json:"message_id,omitempty"`
 	// Response is the ESP's answer, for the timeline ("250 2.0.0 Ok: queued as 4BC…").
 	Response string `json:"response,omitempty"`

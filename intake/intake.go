@@ -1,7 +1,10 @@
 // Package intake turns ESP webhook requests into dispatchflow events: one
-// Normalizer per provider format. Normalizers parse and validate only; they never
-// talk to Temporal, so the API can answer an ESP fast and the same code is
-// testable without a server.
+// Normalizer per provider format (New builds them all from a Config), each
+// checking the request's authenticity where its provider is configured to.
+// Normalizers parse and verify only; they never talk to Temporal, so the API can
+// answer an ESP fast and the same code is testable without a server. The one that
+// does I/O is SES's: it fetches SNS signing certificates and confirms subscriptions.
+// docs/esp-inbound.md says how to point each provider at dispatchflow.
 package intake
 
 import (
@@ -19,17 +22,34 @@ import (
 // ErrBadRequest marks problems with the request itself; the API answers 400.
 var ErrBadRequest = errors.New("bad request")
 
-// Normalizer parses one provider's webhook request.
-type Normalizer interface {
-	// Normalize returns the events of body, received at receivedAt. Errors wrap
-	// ErrBadRequest and name the offending field.
-	Normalize(r *http.Request, body []byte, receivedAt time.Time) ([]message.Event, error)
+// ErrUnauthorized marks requests whose authenticity could not be proved: a bad or
+// missing signature, credential or token where one is configured. The API answers
+// 401 and signals nothing.
+var ErrUnauthorized = errors.New("unauthorized")
+
+// RefusedError is a request that can never succeed, answered with the status code
+// that makes its provider stop retrying (Mailgun 406, Postmark 403) rather than
+// with 400, which they retry for hours. Err wraps ErrBadRequest or ErrUnauthorized.
+type RefusedError struct {
+	Status int
+	Err    error
 }
 
-// Providers are the webhook formats of POST /v1/events/{provider}.
-var Providers = map[string]Normalizer{
-	"generic": Generic{Provider: "generic"},
-	"sandbox": Generic{Provider: "sandbox"},
+func (e *RefusedError) Error() string { return e.Err.Error() }
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+// Normalizer parses one provider's webhook request.
+type Normalizer interface {
+	// Normalize returns the events of body, received at receivedAt, after checking
+	// the request's authenticity where the provider is configured to. Errors wrap
+	// ErrBadRequest (naming the offending field) or ErrUnauthorized.
+	//
+	// Every event has a Type (EventUnknown for event names the normalizer does not
+	// know, with RawType set), an ID and a Timestamp. An event whose provider
+	// payload carries no dispatch_id has DispatchID "" and, when the payload names
+	// the provider's message, MessageID set: the caller resolves it or counts the
+	// event unmatched.
+	Normalize(r *http.Request, body []byte, receivedAt time.Time) ([]message.Event, error)
 }
 
 // Generic is dispatchflow's own event format, for ESPs without a normalizer yet,

@@ -1,16 +1,24 @@
-// Package metrics holds dispatchflow's own Prometheus metrics (the Temporal SDK's
-// are exported beside them, see Handler). Every metric is registered on Registry;
-// /metrics on the API and the worker serves it.
+// Package metrics holds dispatchflow's Prometheus metrics: ours, the Temporal SDK's
+// (through TemporalHandler), and the Go runtime's and process's, all on Registry,
+// which Handler serves as /metrics on the API and on a worker-only process.
+//
+// Metrics of the processes' own code (intake, postbacks) are client_golang
+// metrics updated by the functions below; metrics of workflow code go through the
+// workflow's metrics handler (StatusTransition, WorkflowEscalation), which the SDK
+// silences during replay.
 package metrics
 
 import (
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Registry is the registry /metrics serves: dispatchflow's metrics, the Temporal
-// SDK's, and the Go runtime's.
+// SDK's, and the Go runtime's and process's.
 var Registry = prometheus.NewRegistry()
 
 var (
@@ -35,19 +43,24 @@ var (
 		Help:    "From the ESP event's receipt (or the send's acceptance) to the postback's acknowledgement by the endpoint.",
 		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200, 36000},
 	}, []string{"endpoint"})
-	escalations = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "dispatchflow_fallback_escalations_total",
-		Help: "Fallback steps started, per escalation reason.",
-	}, []string{"reason"})
 )
 
 func init() {
 	Registry.MustRegister(eventsIngested, eventsUnmatched, eventsDuplicate,
-		postbackAttempts, postbackLatency, escalations)
+		postbackAttempts, postbackLatency, sdk,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+}
+
+// Handler serves Registry in the Prometheus text format. A metric that fails to
+// gather is left out and the rest still served.
+func Handler() http.Handler {
+	return promhttp.HandlerFor(Registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 
 // EventIngested counts one event accepted from provider.
-func EventIngested(provider, eventType string) { eventsIngested.WithLabelValues(provider, eventType).Inc() }
+func EventIngested(provider, eventType string) {
+	eventsIngested.WithLabelValues(provider, eventType).Inc()
+}
 
 // EventUnmatched counts one event for an unknown message.
 func EventUnmatched(provider string) { eventsUnmatched.WithLabelValues(provider).Inc() }
@@ -69,6 +82,3 @@ func PostbackAttempt(endpoint string, ok bool) {
 func PostbackLatency(endpoint string, d time.Duration) {
 	postbackLatency.WithLabelValues(endpoint).Observe(d.Seconds())
 }
-
-// Escalation counts one fallback escalation for reason ("bounced", "not delivered within 30m", …).
-func Escalation(reason string) { escalations.WithLabelValues(reason).Inc() }

@@ -10,21 +10,25 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-retryablehttp"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/dispatchflow/dispatchflow/channel"
 	"github.com/dispatchflow/dispatchflow/config"
 	"github.com/dispatchflow/dispatchflow/fallback"
+	"github.com/dispatchflow/dispatchflow/health"
 	"github.com/dispatchflow/dispatchflow/intake"
 	"github.com/dispatchflow/dispatchflow/message"
+	"github.com/dispatchflow/dispatchflow/metrics"
+	"github.com/dispatchflow/dispatchflow/postback"
 	"github.com/dispatchflow/dispatchflow/workflows"
 )
 
@@ -42,11 +46,38 @@ type API struct {
 	now    func() time.Time
 	recent *recentKeys
 	inbox  *Inbox
+
+	// normalizers turn POST /v1/events/{provider} bodies into events, by provider.
+	normalizers map[string]intake.Normalizer
+	// resolveMessageID finds the dispatch_id of an event that names only the
+	// provider's message id. Nil: such events are unmatched.
+	resolveMessageID func(ctx context.Context, provider, messageID string) (dispatchID string, ok bool, err error)
+
+	// endpoints are the postback endpoints (DISPATCHFLOW_ENDPOINTS_FILE, or the
+	// one of DISPATCHFLOW_POSTBACK_URL); health their switches and health.
+	endpoints *postback.Set
+	health    *health.Store
+	// postbackHTTP sends test postbacks, like the worker's (SSRF guard included).
+	postbackHTTP *retryablehttp.Client
 }
 
 // New returns the API over Temporal client c.
 func New(c client.Client, cfg config.Config, logger *slog.Logger) *API {
 	a := &API{client: c, cfg: cfg, logger: logger, now: time.Now, recent: newRecentKeys(100_000)}
+	norms, err := intake.New(cfg.Intake(), nil) // nil: intake's own client for SNS certificates
+	if err != nil {
+		// config.Load builds the same normalizers and refuses to start on this error.
+		panic(fmt.Sprintf("starter: webhook configuration (config.Load checks it): %v", err))
+	}
+	a.normalizers = norms
+	a.resolveMessageID = a.resolveByMessageID
+	eps, err := cfg.Endpoints()
+	if err != nil {
+		panic(fmt.Sprintf("starter: endpoints (config.Load checks them): %v", err))
+	}
+	a.endpoints = eps
+	a.health = health.New(c, cfg.TaskQueue, logger)
+	a.postbackHTTP = channel.NewHTTPClient(cfg.PostbackTimeout, cfg.Guard())
 	if cfg.DevInbox {
 		a.inbox = &Inbox{}
 	}
@@ -65,12 +96,20 @@ type Route struct {
 func (a *API) Routes() []Route {
 	return []Route{
 		{http.MethodPost, "/v1/messages", a.sendMessage},
+		{http.MethodGet, "/v1/messages", a.listMessages},
 		{http.MethodGet, "/v1/messages/{dispatch_id}", a.getMessage},
+		{http.MethodPost, "/v1/messages/{dispatch_id}/postbacks/replay", a.replayPostbacks},
+		{http.MethodPost, "/v1/postbacks/test", a.testPostback},
+		{http.MethodGet, "/v1/endpoints", a.listEndpoints},
+		{http.MethodPost, "/v1/endpoints/{id}/enable", a.enableEndpoint},
+		{http.MethodPost, "/v1/endpoints/{id}/disable", a.disableEndpoint},
 		{http.MethodPost, "/v1/messages/{dispatch_id}/fallback/cancel", a.cancelFallback},
 		{http.MethodPatch, "/v1/messages/{dispatch_id}/fallback", a.patchFallback},
 		{http.MethodPost, "/v1/events/{provider}", a.postEvents},
 		{http.MethodPost, "/v1/callbacks/twilio", a.twilioCallback},
 		{http.MethodGet, "/healthz", a.healthz},
+		{http.MethodGet, "/metrics", metrics.Handler().ServeHTTP},
+		{http.MethodGet, "/openapi.json", a.openAPI},
 	}
 }
 
@@ -114,8 +153,14 @@ type sendBody struct {
 	Fallback *fallback.Policy `json:"fallback,omitempty"`
 }
 
+// MaxSendBytes bounds a send request (POST /v1/messages): larger ones get 413.
+// The request travels in the message's workflow history, where Temporal warns
+// above 256 KB per payload.
+const MaxSendBytes = 256 << 10
+
 func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 	var body sendBody
+	r.Body = http.MaxBytesReader(w, r.Body, MaxSendBytes)
 	if err := decodeJSON(w, r, &body); err != nil {
 		a.fail(w, r, err)
 		return
@@ -137,22 +182,21 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 	if req.ExternalSendID != "" {
 		id = message.DispatchIDFor(req.ExternalSendID)
 	}
-	postbackURL := req.PostbackURL
-	if postbackURL == "" {
-		postbackURL = a.cfg.PostbackURL
+	routes, err := a.routes(req.Workspace, req.PostbackURL)
+	if err != nil {
+		a.fail(w, r, err)
+		return
 	}
 	in := workflows.MessageInput{
-		DispatchID:  id,
-		Request:     req,
-		Recipient:   req.Recipient(),
-		ReceivedAt:  a.now().UTC(),
-		PostbackURL: postbackURL,
+		DispatchID: id,
+		Request:    req,
+		Recipient:  req.Recipient(),
+		ReceivedAt: a.now().UTC(),
+		Routes:     routes,
 		Policy: workflows.Policy{
-			TrackingWindow:       a.cfg.TrackingWindow,
-			PostbackRetryWindow:  a.cfg.PostbackRetryWindow,
-			SendRetryWindow:      a.cfg.SendRetryWindow,
-			FallbackRetryWindow:  a.cfg.FallbackRetryWindow,
-			PostFallbackOutcomes: a.cfg.PostbackFallbackOutcomes,
+			TrackingWindow:      a.cfg.TrackingWindow,
+			SendRetryWindow:     a.cfg.SendRetryWindow,
+			FallbackRetryWindow: a.cfg.FallbackRetryWindow,
 		},
 		Fallback: body.Fallback,
 	}
@@ -168,8 +212,10 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 		EnableEagerStart: a.cfg.EagerStart,
 		StaticSummary:    summary(req),
 		StaticDetails:    a.details(in),
+		// Set with the start: no history event of their own.
+		TypedSearchAttributes: workflows.StartSearchAttributes(in, a.cfg.ESP),
 	}
-	_, err := a.client.ExecuteWorkflow(r.Context(), opts, workflows.MessageWorkflow, in)
+	_, err = a.client.ExecuteWorkflow(r.Context(), opts, workflows.MessageWorkflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
 	case errors.As(err, &started):
@@ -208,8 +254,13 @@ func (a *API) details(in workflows.MessageInput) string {
 		fmt.Fprintf(&b, "| campaign_api_id | `%s` |\n", in.Request.CampaignAPIID)
 	}
 	fmt.Fprintf(&b, "| ESP | %s |\n", a.cfg.ESP)
-	if u, err := url.Parse(in.PostbackURL); err == nil && u.Host != "" {
-		fmt.Fprintf(&b, "| postbacks to | %s |\n", u.Host)
+	fmt.Fprintf(&b, "| workspace | %s |\n", in.Request.Workspace)
+	if len(in.Routes) > 0 {
+		labels := make([]string, len(in.Routes))
+		for i, r := range in.Routes {
+			labels[i] = r.Label
+		}
+		fmt.Fprintf(&b, "| postbacks to | %s |\n", strings.Join(labels, ", "))
 	} else {
 		b.WriteString("| postbacks to | none |\n")
 	}
@@ -244,16 +295,17 @@ func (a *API) getMessage(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
-// addLiveAttempts fills in the attempts and last error of a postback that Temporal
-// is retrying: they live in the pending activity, not in the workflow's state.
+// addLiveAttempts fills in the attempts log, last error and next attempt of the
+// postbacks Temporal is retrying: they live in the pending activities (the log in
+// their heartbeat details), not in the workflow's state.
 func (a *API) addLiveAttempts(ctx context.Context, st *workflows.State) {
-	var retrying *workflows.PostbackRecord
+	retrying := map[string]*workflows.PostbackRecord{}
 	for i := range st.Postbacks {
-		if st.Postbacks[i].State == workflows.PostbackDelivering {
-			retrying = &st.Postbacks[i]
+		if p := &st.Postbacks[i]; p.State == workflows.PostbackDelivering {
+			retrying[workflows.PostbackActivityID(p.Seq)] = p
 		}
 	}
-	if retrying == nil {
+	if len(retrying) == 0 {
 		return
 	}
 	desc, err := a.client.DescribeWorkflowExecution(ctx, workflows.WorkflowID(st.DispatchID), "")
@@ -262,17 +314,21 @@ func (a *API) addLiveAttempts(ctx context.Context, st *workflows.State) {
 		return
 	}
 	for _, pa := range desc.GetPendingActivities() {
-		if pa.GetActivityId() != workflows.PostbackActivityID(retrying.Seq) {
+		p := retrying[pa.GetActivityId()]
+		if p == nil {
 			continue
 		}
-		// The local first attempt plus the regular activity's finished attempts
-		// (its current attempt number minus one).
-		retrying.Attempts = int(pa.GetAttempt())
+		if hb := pa.GetHeartbeatDetails(); hb != nil {
+			var log []postback.Attempt
+			if err := converter.GetDefaultDataConverter().FromPayloads(hb, &log); err == nil && len(log) > 0 {
+				p.Attempts = log
+			}
+		}
 		if f := pa.GetLastFailure(); f != nil {
-			retrying.LastError = f.GetMessage()
+			p.LastError = f.GetMessage()
 		}
 		if t := pa.GetNextAttemptScheduleTime(); t != nil {
-			retrying.NextAttemptAt = t.AsTime()
+			p.NextAttemptAt = t.AsTime()
 		}
 	}
 }
@@ -380,7 +436,7 @@ type eventsResponse struct {
 
 func (a *API) postEvents(w http.ResponseWriter, r *http.Request) {
 	provider := r.PathValue("provider")
-	norm, ok := intake.Providers[provider]
+	norm, ok := a.normalizers[provider]
 	if !ok {
 		a.fail(w, r, notFound(fmt.Sprintf("unknown provider %q", provider)))
 		return
@@ -395,6 +451,10 @@ func (a *API) postEvents(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if err := a.resolve(r.Context(), events); err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	res, err := a.signal(r.Context(), events)
 	if err != nil {
 		// Some events may have gone through; the ESP's retry is deduplicated.
@@ -402,6 +462,37 @@ func (a *API) postEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+// resolve fills in the dispatch_id of events that name only the provider's message
+// id, through resolveMessageID; events it cannot resolve stay without one and
+// are counted unmatched.
+func (a *API) resolve(ctx context.Context, events []message.Event) error {
+	if a.resolveMessageID == nil {
+		return nil
+	}
+	type key struct{ provider, messageID string }
+	found := map[key]string{}
+	for i := range events {
+		ev := &events[i]
+		if ev.DispatchID != "" || ev.MessageID == "" {
+			continue
+		}
+		k := key{ev.Provider, ev.MessageID}
+		id, done := found[k]
+		if !done {
+			resolved, ok, err := a.resolveMessageID(ctx, ev.Provider, ev.MessageID)
+			if err != nil {
+				return fmt.Errorf("finding the message of %s message id %q: %w", ev.Provider, ev.MessageID, err)
+			}
+			if ok {
+				id = resolved
+			}
+			found[k] = id
+		}
+		ev.DispatchID = id
+	}
+	return nil
 }
 
 // signal hands events to their workflows: in order for each message, messages in

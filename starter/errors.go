@@ -47,6 +47,7 @@ func statusOf(err error) int {
 		deadline    *serviceerror.DeadlineExceeded
 	)
 	var appErr *temporal.ApplicationError
+	var refused *intake.RefusedError
 	switch {
 	case errors.As(err, &he):
 		return he.code
@@ -56,8 +57,12 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.As(err, &maxBytes):
 		return http.StatusRequestEntityTooLarge
+	case errors.As(err, &refused): // the provider's "stop retrying" answer
+		return refused.Status
 	case errors.Is(err, intake.ErrBadRequest):
 		return http.StatusBadRequest
+	case errors.Is(err, intake.ErrUnauthorized):
+		return http.StatusUnauthorized
 	case errors.As(err, &nf):
 		return http.StatusNotFound
 	case errors.As(err, &invalid):

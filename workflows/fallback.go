@@ -384,14 +384,16 @@ ladder:
 		fb.Outcome = OutcomeSent
 	}
 	m.describe(ctx)
-	if !m.in.Policy.PostFallbackOutcomes || fb.Outcome == OutcomeStopped {
+	if fb.Outcome == OutcomeStopped {
 		return
 	}
 	outcome, ch, step := message.StatusFallbackFailed, "", 0
 	if reached != nil {
 		outcome, ch, step = message.StatusFallbackSent, reached.Channel, reached.Step
 	}
-	m.queuePostback(outcome, message.NewFallbackPostback(m.identity(), outcome, workflow.Now(ctx), string(fb.Reason), ch, step))
+	now := workflow.Now(ctx)
+	m.queuePostback(notification{status: outcome, eventAt: now, receivedAt: now,
+		body: message.NewFallbackPostback(m.identity(), outcome, now, string(fb.Reason), ch, step)})
 }
 
 // skipSteps records steps as skipped: the email was delivered after all.

@@ -33,25 +33,17 @@ type Policy struct {
 	// TrackingWindow: how long the workflow stays open after its last status change,
 	// for late events (delayed bounces, opens). Defaults to 72h.
 	TrackingWindow time.Duration `json:"tracking_window"`
-	// PostbackRetryWindow: how long one postback is retried before it is given up. Defaults to 24h.
-	PostbackRetryWindow time.Duration `json:"postback_retry_window"`
 	// SendRetryWindow: how long transient ESP failures are retried before the message
 	// is aborted. Defaults to 1h.
 	SendRetryWindow time.Duration `json:"send_retry_window"`
 	// FallbackRetryWindow: how long a fallback step's transient failures are retried
 	// before the ladder moves on. Defaults to 1h.
 	FallbackRetryWindow time.Duration `json:"fallback_retry_window"`
-	// PostFallbackOutcomes posts the ladder's outcome (fallback_sent,
-	// fallback_failed) to the postback endpoint.
-	PostFallbackOutcomes bool `json:"post_fallback_outcomes,omitempty"`
 }
 
 func (p Policy) withDefaults() Policy {
 	if p.TrackingWindow <= 0 {
 		p.TrackingWindow = 72 * time.Hour
-	}
-	if p.PostbackRetryWindow <= 0 {
-		p.PostbackRetryWindow = 24 * time.Hour
 	}
 	if p.SendRetryWindow <= 0 {
 		p.SendRetryWindow = time.Hour
@@ -71,10 +63,10 @@ type MessageInput struct {
 	Recipient string `json:"recipient"`
 	// ReceivedAt is when the API received the request (the sent postback's received_at).
 	ReceivedAt time.Time `json:"received_at"`
-	// PostbackURL is the resolved endpoint (the request's override or the default);
-	// empty means postbacks are recorded as skipped.
-	PostbackURL string `json:"postback_url,omitempty"`
-	Policy      Policy `json:"policy"`
+	// Routes are the endpoints postbacks go to, resolved by the API; none: postbacks
+	// are recorded as skipped.
+	Routes []Route `json:"routes,omitempty"`
+	Policy Policy  `json:"policy"`
 	// Fallback is the message's fallback policy, defaults applied; nil: none.
 	Fallback *fallback.Policy `json:"fallback,omitempty"`
 	// Carried is the state of the previous run after a continue-as-new.
@@ -123,34 +115,6 @@ type EventRecord struct {
 	Note string `json:"note,omitempty"`
 }
 
-// Postback delivery states.
-const (
-	PostbackPending    = "pending"    // waiting for the postbacks before it
-	PostbackDelivering = "delivering" // being sent or retried
-	PostbackDelivered  = "delivered"  // the endpoint answered 2xx
-	PostbackFailed     = "failed"     // given up after the retry window
-	PostbackSkipped    = "skipped"    // no endpoint configured
-)
-
-// PostbackRecord is one postback and how its delivery went.
-type PostbackRecord struct {
-	Seq    int            `json:"seq"`
-	Status message.Status `json:"status"`
-	URL    string         `json:"url,omitempty"`
-	State  string         `json:"state"`
-	// Attempts counts finished attempts; while a postback is retried, the API adds the live count from Temporal.
-	Attempts    int       `json:"attempts"`
-	LastError   string    `json:"last_error,omitempty"`
-	DeliveredAt time.Time `json:"delivered_at,omitzero"`
-	// NextAttemptAt is when Temporal retries a failing postback (filled in by the API).
-	NextAttemptAt time.Time        `json:"next_attempt_at,omitzero"`
-	Body          message.Postback `json:"body"`
-}
-
-// PostbackActivityID is the activity ID of postback seq, so the API can find a
-// retrying postback among the workflow's pending activities.
-func PostbackActivityID(seq int) string { return fmt.Sprintf("postback-%d", seq) }
-
 // Message is the workflow of one transactional email. It hands the email to the ESP,
 // applies ESP events (signal SignalEvent) through message.Next, posts a postback per
 // status change in status order, answers QueryState, and completes TrackingWindow
@@ -169,12 +133,14 @@ type messageImpl struct {
 	seen     map[string]bool // dedupe keys of State.Events
 	held     []int           // indexes of events received before the send outcome
 	sendDone bool
-	// inFlight is true while the postback sender waits on an activity.
-	inFlight bool
+	// inFlight counts the postback senders waiting on an activity.
+	inFlight int
 	// draining stops the postback sender before a continue-as-new.
 	draining bool
 	events   workflow.ReceiveChannel
 	fb       fallbackImpl
+	// searchWritten is what the search attributes hold now.
+	searchWritten searchValues
 }
 
 func newMessageImpl(ctx workflow.Context, in MessageInput) *messageImpl {
@@ -186,6 +152,7 @@ func newMessageImpl(ctx workflow.Context, in MessageInput) *messageImpl {
 		for _, e := range m.state.Events {
 			m.seen[dedupeKey(e.Provider, e.ID)] = true
 		}
+		m.searchWritten = m.startSearchValues()
 		return m
 	}
 	now := workflow.Now(ctx)
@@ -206,6 +173,7 @@ func newMessageImpl(ctx workflow.Context, in MessageInput) *messageImpl {
 		p := *in.Fallback
 		m.state.Fallback = FallbackState{State: FallbackPending, Policy: &p}
 	}
+	m.searchWritten = m.startSearchValues()
 	return m
 }
 
@@ -216,6 +184,12 @@ func dedupeKey(provider, id string) string {
 func (m *messageImpl) setup(ctx workflow.Context) error {
 	m.events = workflow.GetSignalChannel(ctx, SignalEvent)
 	if err := m.setupFallback(ctx); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateReplayPostbacks,
+		func(_ workflow.Context, in ReplayInput) (ReplayResult, error) { return m.replayPostbacks(in), nil },
+		workflow.UpdateHandlerOptions{Validator: m.validateReplay},
+	); err != nil {
 		return err
 	}
 	return workflow.SetQueryHandler(ctx, QueryState, func() (State, error) {
@@ -244,8 +218,11 @@ func (m *messageImpl) run(ctx workflow.Context) (State, error) {
 	if !m.sendDone {
 		workflow.Go(ctx, m.send)
 	}
-	workflow.Go(ctx, m.deliverPostbacks)
+	for i := range m.in.Routes {
+		workflow.Go(ctx, func(ctx workflow.Context) { m.deliverPostbacks(ctx, i) })
+	}
 	m.startFallback(ctx)
+	workflow.Go(ctx, m.keepSearchAttributesCurrent)
 
 	for {
 		// One timer at a time, never cancelled: when it fires, it is re-armed if the
@@ -269,13 +246,14 @@ func (m *messageImpl) run(ctx workflow.Context) (State, error) {
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return m.state, err
 	}
+	m.flushSearchAttributes(ctx)
 	return m.state, nil
 }
 
 // idle: the send has an outcome, no postback is waiting or in flight, and no
 // fallback deadline or ladder is running.
 func (m *messageImpl) idle() bool {
-	return m.sendDone && !m.inFlight && m.nextPostback() < 0 && !m.fb.running && !m.deadlinePending()
+	return m.sendDone && m.inFlight == 0 && !m.postbacksWaiting() && !m.fb.running && !m.deadlinePending()
 }
 
 func (m *messageImpl) continueAsNewSuggested(ctx workflow.Context) bool {
@@ -286,13 +264,14 @@ func (m *messageImpl) continueAsNewSuggested(ctx workflow.Context) bool {
 // in-flight postback (if any) finishes first, pending ones are carried.
 func (m *messageImpl) continueAsNew(ctx workflow.Context) error {
 	m.draining = true
-	if err := workflow.Await(ctx, func() bool { return m.sendDone && !m.inFlight && !m.fb.running }); err != nil {
+	if err := workflow.Await(ctx, func() bool { return m.sendDone && m.inFlight == 0 && !m.fb.running }); err != nil {
 		return err
 	}
 	m.drainEvents(ctx)
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return err
 	}
+	m.flushSearchAttributes(ctx)
 	next := m.in
 	carried := m.state
 	next.Carried = &carried
@@ -336,6 +315,7 @@ func (m *messageImpl) onEvent(ctx workflow.Context, ev message.Event) {
 func (m *messageImpl) apply(ctx workflow.Context, idx int) {
 	rec := &m.state.Events[idx]
 	rec.Note = ""
+	defer m.postEngagement(idx)
 	to, changed := message.Next(m.state.Status, rec.Type)
 	if !changed {
 		if isStatusEvent(rec.Type) {
@@ -348,7 +328,7 @@ func (m *messageImpl) apply(ctx workflow.Context, idx int) {
 	if at.IsZero() {
 		at = rec.ReceivedAt
 	}
-	m.changeStatus(ctx, to, at, rec.Reason)
+	m.changeStatus(ctx, to, at, rec.ReceivedAt, rec.Reason)
 	m.onStatusForFallback(ctx, to, &m.state.Events[idx])
 }
 
@@ -360,7 +340,21 @@ func isStatusEvent(t message.EventType) bool {
 	return false
 }
 
-func (m *messageImpl) changeStatus(ctx workflow.Context, to message.Status, at time.Time, reason string) {
+// postEngagement posts engagement event idx back to the endpoints subscribed to
+// it, after the status change it may have caused (an open proves delivery).
+func (m *messageImpl) postEngagement(idx int) {
+	e := m.state.Events[idx]
+	if !isEngagement(e.Type) {
+		return
+	}
+	body := message.Postback{DispatchID: m.state.DispatchID, Status: m.state.Status, Metadata: message.Metadata{
+		ExternalSendID: m.state.ExternalSendID, CampaignAPIID: m.state.CampaignAPIID,
+	}}
+	m.queuePostback(notification{status: m.state.Status, event: e.Type, body: body,
+		eventAt: e.Timestamp, receivedAt: e.ReceivedAt, reason: e.Reason})
+}
+
+func (m *messageImpl) changeStatus(ctx workflow.Context, to message.Status, at, receivedAt time.Time, reason string) {
 	now := workflow.Now(ctx)
 	m.state.Status = to
 	m.state.UpdatedAt = now
@@ -370,7 +364,8 @@ func (m *messageImpl) changeStatus(ctx workflow.Context, to message.Status, at t
 	if to == message.StatusBounced || to == message.StatusAborted {
 		m.state.Reason = reason
 	}
-	m.queuePostback(to, message.NewPostback(m.identity(), to, at, reason, m.state.SendTimes))
+	m.queuePostback(notification{status: to, body: message.NewPostback(m.identity(), to, at, reason, m.state.SendTimes),
+		eventAt: at, receivedAt: receivedAt, reason: reason})
 	workflow.GetLogger(ctx).Info("status changed", "dispatch_id", m.state.DispatchID, "status", to)
 	m.describe(ctx)
 }
@@ -393,8 +388,9 @@ func (m *messageImpl) describe(ctx workflow.Context) {
 	for _, p := range st.Postbacks {
 		counts[p.State]++
 	}
-	b.WriteString(fmt.Sprintf("\n\n**Postbacks:** %d delivered, %d waiting, %d failed, %d skipped",
-		counts[PostbackDelivered], counts[PostbackPending]+counts[PostbackDelivering], counts[PostbackFailed], counts[PostbackSkipped]))
+	b.WriteString(fmt.Sprintf("\n\n**Postbacks:** %d delivered, %d waiting, %d failed, %d held, %d skipped",
+		counts[PostbackDelivered], counts[PostbackPending]+counts[PostbackDelivering], counts[PostbackFailed],
+		counts[PostbackHeld], counts[PostbackSkipped]))
 	if fb := st.Fallback; fb.State != FallbackNone {
 		b.WriteString(fmt.Sprintf("\n\n**Fallback:** %s", fb.State))
 		if fb.Reason != "" {
@@ -415,15 +411,6 @@ func (m *messageImpl) describe(ctx workflow.Context) {
 
 func (m *messageImpl) identity() message.Identity {
 	return message.Identity{DispatchID: m.state.DispatchID, ExternalSendID: m.state.ExternalSendID, CampaignAPIID: m.state.CampaignAPIID}
-}
-
-// queuePostback appends a postback for the sender coroutine.
-func (m *messageImpl) queuePostback(status message.Status, body message.Postback) {
-	pb := PostbackRecord{Seq: len(m.state.Postbacks) + 1, Status: status, URL: m.in.PostbackURL, State: PostbackPending, Body: body}
-	if pb.URL == "" {
-		pb.State, pb.LastError = PostbackSkipped, "no postback endpoint: set postback_url or DISPATCHFLOW_POSTBACK_URL"
-	}
-	m.state.Postbacks = append(m.state.Postbacks, pb)
 }
 
 // send hands the email to the ESP and applies the outcome as our own event, then
@@ -466,62 +453,6 @@ func sendFailureReason(err error) string {
 		return appErr.Message()
 	}
 	return "ESP unavailable: " + lastErrorMessage(err)
-}
-
-// nextPostback is the index of the first postback still to send, or -1.
-func (m *messageImpl) nextPostback() int {
-	for i, p := range m.state.Postbacks {
-		if p.State == PostbackPending || p.State == PostbackDelivering {
-			return i
-		}
-	}
-	return -1
-}
-
-// deliverPostbacks sends postbacks one at a time, in status order: postback N+1
-// waits until N is delivered or given up. It runs beside the event intake, so an
-// endpoint that is down never stops events from being applied.
-func (m *messageImpl) deliverPostbacks(ctx workflow.Context) {
-	var a *activities.Activities
-	for {
-		var i int
-		_ = workflow.Await(ctx, func() bool {
-			i = m.nextPostback()
-			return i >= 0 && !m.draining
-		})
-		m.inFlight = true
-		m.state.Postbacks[i].State = PostbackDelivering
-		p := m.state.Postbacks[i]
-		var res activities.PostbackResult
-		retry := retryPolicyWithin(m.in.Policy.PostbackRetryWindow, time.Second, 10*time.Minute)
-		fellBack, err := execute(ctx, a.Postback, activities.PostbackInput{URL: p.URL, Body: p.Body}, &res, callOptions{
-			ActivityID:   PostbackActivityID(p.Seq),
-			Summary:      fmt.Sprintf("postback %d: %s", p.Seq, p.Status),
-			FirstTimeout: 3 * time.Second,
-			Timeout:      15 * time.Second,
-			Retry:        retry,
-		})
-		rec := &m.state.Postbacks[i]
-		// The local first attempt, plus the regular activity's attempts.
-		rec.Attempts = 1
-		switch {
-		case err == nil && fellBack:
-			rec.Attempts += int(res.Attempt)
-		case err != nil && fellBack && retryable(err):
-			// A retryable failure that ended the activity: the policy ran out.
-			rec.Attempts += int(retry.MaximumAttempts)
-		case err != nil && fellBack:
-			rec.Attempts++ // failed for good on a retry; its number is not reported
-		}
-		if err == nil {
-			rec.State, rec.DeliveredAt, rec.LastError = PostbackDelivered, res.DeliveredAt, ""
-		} else {
-			rec.State, rec.LastError = PostbackFailed, lastErrorMessage(err)
-			workflow.GetLogger(ctx).Warn("postback given up", "dispatch_id", m.state.DispatchID, "seq", rec.Seq, "error", rec.LastError)
-		}
-		m.inFlight = false
-		m.describe(ctx)
-	}
 }
 
 // lastErrorMessage digs the activity's own message out of Temporal's wrapping.

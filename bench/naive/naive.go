@@ -11,6 +11,7 @@ package naive
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -20,6 +21,7 @@ import (
 	"github.com/dispatchflow/dispatchflow/activities"
 	"github.com/dispatchflow/dispatchflow/esp"
 	"github.com/dispatchflow/dispatchflow/message"
+	"github.com/dispatchflow/dispatchflow/postback"
 	"github.com/dispatchflow/dispatchflow/workflows"
 )
 
@@ -152,27 +154,32 @@ func (n *naive) apply(ctx workflow.Context, rec workflows.EventRecord) bool {
 // postback delivers one body as a regular activity and waits for it (status order is trivial).
 func (n *naive) postback(ctx workflow.Context, status message.Status, body message.Postback) {
 	seq := len(n.state.Postbacks) + 1
-	n.state.Postbacks = append(n.state.Postbacks, workflows.PostbackRecord{Seq: seq, Status: status, URL: n.in.PostbackURL, State: workflows.PostbackDelivering, Body: body})
+	n.state.Postbacks = append(n.state.Postbacks, workflows.PostbackRecord{Seq: seq, Status: status, State: workflows.PostbackDelivering, Body: body})
 	rec := &n.state.Postbacks[seq-1]
-	if rec.URL == "" {
-		rec.State, rec.LastError = workflows.PostbackSkipped, "no postback endpoint: set postback_url or DISPATCHFLOW_POSTBACK_URL"
+	if len(n.in.Routes) == 0 {
+		rec.State, rec.LastError = workflows.PostbackSkipped, "no postback endpoint"
 		return
 	}
+	route := n.in.Routes[0]
+	rec.Endpoint = route.Label
 	var a *activities.Activities
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		ActivityID: workflows.PostbackActivityID(seq), StartToCloseTimeout: 15 * time.Second, RetryPolicy: postbackRetry,
 	})
 	var res activities.PostbackResult
-	err := workflow.ExecuteActivity(actx, a.Postback, activities.PostbackInput{URL: rec.URL, Body: body}).Get(actx, &res)
+	err := workflow.ExecuteActivity(actx, a.Postback, activities.PostbackInput{
+		EndpointID: route.EndpointID, URL: route.URL, Workspace: n.in.Request.Workspace,
+		WebhookID: fmt.Sprintf("msg_%s_%d", n.state.DispatchID, seq), Notification: postback.Notification{Postback: body},
+	}).Get(actx, &res)
 	rec = &n.state.Postbacks[seq-1]
 	var appErr *temporal.ApplicationError
 	switch {
 	case err == nil:
-		rec.State, rec.Attempts, rec.DeliveredAt = workflows.PostbackDelivered, int(res.Attempt), res.DeliveredAt
+		rec.State, rec.Attempts, rec.DeliveredAt = workflows.PostbackDelivered, res.Attempts, res.DeliveredAt
 	case errors.As(err, &appErr) && appErr.NonRetryable():
-		rec.State, rec.Attempts, rec.LastError = workflows.PostbackFailed, 1, errMessage(err)
+		rec.State, rec.LastError = workflows.PostbackFailed, errMessage(err)
 	default:
-		rec.State, rec.Attempts, rec.LastError = workflows.PostbackFailed, int(postbackRetry.MaximumAttempts), errMessage(err)
+		rec.State, rec.LastError = workflows.PostbackFailed, errMessage(err)
 	}
 }
 

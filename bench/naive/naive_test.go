@@ -16,6 +16,7 @@ import (
 	"github.com/dispatchflow/dispatchflow/bench/naive"
 	"github.com/dispatchflow/dispatchflow/esp"
 	"github.com/dispatchflow/dispatchflow/message"
+	"github.com/dispatchflow/dispatchflow/postback"
 	"github.com/dispatchflow/dispatchflow/workflows"
 )
 
@@ -53,8 +54,9 @@ func newRun(t *testing.T, sendErr error) *run {
 			if activity.GetInfo(ctx).IsLocalActivity {
 				r.locals++
 			}
-			r.posts = append(r.posts, in.Body)
-			return activities.PostbackResult{StatusCode: 200, Attempt: 1, DeliveredAt: r.env.Now()}, nil
+			r.posts = append(r.posts, in.Notification.Postback)
+			log := []postback.Attempt{{At: r.env.Now(), StatusCode: 200, Class: postback.ClassSuccess}}
+			return activities.PostbackResult{StatusCode: 200, Attempt: 1, DeliveredAt: r.env.Now(), Attempts: log}, nil
 		})
 	r.sendTime = message.SendTimes{ReceivedAt: t0.Add(-time.Second), EnqueuedAt: t0, ExecutedAt: t0, SentAt: sentAt}
 	return r
@@ -71,7 +73,8 @@ func (r *run) signal(d time.Duration, typ message.EventType, evID string) time.T
 // exec runs the workflow and returns its final state (also checked against the query).
 func (r *run) exec(t *testing.T) workflows.State {
 	r.env.ExecuteWorkflow(workflows.MessageWorkflow, workflows.MessageInput{
-		DispatchID: id.DispatchID, Recipient: "ann@example.com", ReceivedAt: t0.Add(-time.Second), PostbackURL: "https://hook.test/",
+		DispatchID: id.DispatchID, Recipient: "ann@example.com", ReceivedAt: t0.Add(-time.Second), 
+		Routes: []workflows.Route{{URL: "https://hook.test/", Label: "hook.test", Events: []string{"sent", "processed", "delivered", "bounced", "aborted"}}},
 		Request: message.SendRequest{To: "ann@example.com", From: "me@example.com", Subject: "Hi", ExternalSendID: id.ExternalSendID, CampaignAPIID: id.CampaignAPIID},
 		Policy:  workflows.Policy{TrackingWindow: window},
 	})
@@ -105,7 +108,7 @@ func TestHappyPath(t *testing.T) {
 	require.Len(t, q.Postbacks, 3)
 	for _, p := range q.Postbacks {
 		require.Equal(t, workflows.PostbackDelivered, p.State)
-		require.Equal(t, 1, p.Attempts)
+		require.Len(t, p.Attempts, 1)
 	}
 	require.Equal(t, message.StatusDelivered, st.Status)
 	require.Len(t, st.Events, 3)

@@ -1,5 +1,7 @@
-// Command dispatchflow runs dispatchflow against a Temporal cluster: the HTTP API,
-// the worker, or both in one process. Configuration is the environment (see --help).
+// Command dispatchflow runs dispatchflow against a Temporal cluster — the HTTP API,
+// the worker, or both in one process — and is the API's command line client (send,
+// status, list, events post, fallback cancel). Configuration is the environment
+// (see --help).
 package main
 
 import (
@@ -26,15 +28,33 @@ Each process connects to the Temporal cluster at TEMPORAL_ADDRESS. To run
 everything on this machine with an embedded Temporal server and its Web UI,
 use 'make run' instead.
 
-Configuration (environment variables):
+Client commands (call the API at --api, or $DISPATCHFLOW_API_URL, default
+http://localhost:8080; each has --help and --json; exit code 0 ok, 1 error,
+2 usage):
+  dispatchflow send --to … --subject … --text …   send an email
+  dispatchflow status <dispatch_id>                 a message's status, events, postbacks
+  dispatchflow list [--status …]                    list and search messages
+  dispatchflow events post <provider> <file>        post an ESP webhook body
+  dispatchflow fallback cancel <dispatch_id>        cancel a pending fallback
+
+Configuration of the processes (environment variables):
 `
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], stdio{os.Stdin, os.Stdout, os.Stderr}))
 }
 
 // run returns the exit code: 0 success, 1 error, 2 usage.
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, std stdio) int {
+	stdout, stderr := std.out, std.errOut
+	if len(args) > 0 {
+		if _, ok := clientCommands[args[0]]; ok {
+			return runClient(args, std)
+		}
+		if _, ok := groups[args[0]]; ok {
+			return runClient(args, std)
+		}
+	}
 	if len(args) != 1 {
 		printUsage(stderr)
 		return 2

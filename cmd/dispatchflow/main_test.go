@@ -29,7 +29,7 @@ func TestRun(t *testing.T) {
 				t.Setenv(k, v)
 			}
 			var stdout, stderr bytes.Buffer
-			code := run(tt.args, &stdout, &stderr)
+			code := run(tt.args, stdio{strings.NewReader(""), &stdout, &stderr})
 			if code != tt.code || !strings.Contains(stdout.String(), tt.stdout) || !strings.Contains(stderr.String(), tt.stderr) {
 				t.Errorf("run(%q) = %d\nstdout: %s\nstderr: %s\nwant %d with stdout containing %q and stderr %q",
 					tt.args, code, stdout.String(), stderr.String(), tt.code, tt.stdout, tt.stderr)

@@ -40,7 +40,7 @@ import (
 var temporalAddr string
 
 func TestMain(m *testing.M) {
-	srv, err := devserver.Start(devserver.Options{})
+	srv, err := devserver.Start(devserver.Options{SearchAttributes: workflows.SearchAttributeTypes()})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting Temporal:", err)
 		os.Exit(1)

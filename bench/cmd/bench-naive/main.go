@@ -44,7 +44,7 @@ func run() error {
 		return err
 	}
 	w := tworker.New(c, cfg.TaskQueue, tworker.Options{})
-	naive.Register(w, worker.NewActivities(cfg, sender))
+	naive.Register(w, worker.NewActivities(cfg, sender, nil))
 	if err := w.Start(); err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/dispatchflow/dispatchflow/workflows"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -59,7 +60,9 @@ func run(dataDir string, port, uiPort int, serverOnly bool) error {
 			Port:      port,
 			UIPort:    uiPort,
 			Namespace: cfg.Temporal.Namespace,
-			Logger:    logger.With("component", "temporal-server"),
+			// Registered at every start (added when missing): the UI filters on them.
+			SearchAttributes: workflows.SearchAttributeTypes(),
+			Logger:           logger.With("component", "temporal-server"),
 		})
 		if err != nil {
 			return fmt.Errorf("embedded Temporal server: %w", err)

@@ -1,0 +1,176 @@
+package workflows
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/dispatchflow/dispatchflow/message"
+)
+
+// Search attributes of a Message workflow: what operators filter on in the
+// Temporal UI and what GET /v1/messages lists by. They are stored unencrypted, so
+// they never hold personal data: no address, no phone number.
+var (
+	SearchDispatchStatus = temporal.NewSearchAttributeKeyKeyword("DispatchStatus")
+	SearchExternalSendID = temporal.NewSearchAttributeKeyKeyword("ExternalSendId")
+	SearchCampaignAPIID  = temporal.NewSearchAttributeKeyKeyword("CampaignApiId")
+	SearchWorkspace      = temporal.NewSearchAttributeKeyKeyword("Workspace")
+	SearchEspProvider    = temporal.NewSearchAttributeKeyKeyword("EspProvider")
+	SearchFallbackState  = temporal.NewSearchAttributeKeyKeyword("FallbackState")
+	// SearchEspMessageID is the ESP's id of the message, so that webhook events
+	// carrying only that id find their message.
+	SearchEspMessageID = temporal.NewSearchAttributeKeyKeyword("EspMessageId")
+)
+
+// SearchAttributes lists every custom search attribute the Message workflow needs
+// (all Keyword): the worker checks they exist, make run registers them.
+var SearchAttributes = []temporal.SearchAttributeKeyKeyword{
+	SearchDispatchStatus, SearchExternalSendID, SearchCampaignAPIID, SearchWorkspace,
+	SearchEspProvider, SearchFallbackState, SearchEspMessageID,
+}
+
+// StartSearchAttributes are a new message's search attributes, set when the API
+// starts its workflow (in the start event: no history event of their own).
+func StartSearchAttributes(in MessageInput, espName string) temporal.SearchAttributes {
+	updates := []temporal.SearchAttributeUpdate{
+		SearchDispatchStatus.ValueSet(string(message.StatusQueued)),
+		SearchWorkspace.ValueSet(in.Request.Workspace),
+		SearchFallbackState.ValueSet(FallbackNone),
+	}
+	if in.Fallback != nil {
+		updates[2] = SearchFallbackState.ValueSet(FallbackPending)
+	}
+	if espName != "" {
+		updates = append(updates, SearchEspProvider.ValueSet(espName))
+	}
+	if in.Request.ExternalSendID != "" {
+		updates = append(updates, SearchExternalSendID.ValueSet(in.Request.ExternalSendID))
+	}
+	if in.Request.CampaignAPIID != "" {
+		updates = append(updates, SearchCampaignAPIID.ValueSet(in.Request.CampaignAPIID))
+	}
+	return temporal.NewSearchAttributes(updates...)
+}
+
+// searchValues is what the workflow keeps current in its search attributes.
+type searchValues struct {
+	status, fallback, provider, messageID string
+}
+
+func (m *messageImpl) searchValues() searchValues {
+	v := searchValues{status: string(m.state.Status), fallback: m.state.Fallback.State}
+	if r := m.state.ESP; r != nil {
+		v.provider, v.messageID = r.Provider, r.MessageID
+	}
+	return v
+}
+
+// keepSearchAttributesCurrent upserts the search attributes whenever they differ
+// from what was last written. It runs as its own coroutine after the others have
+// yielded, so the several status changes of one workflow task cost one
+// UpsertWorkflowSearchAttributes event, not one each.
+func (m *messageImpl) keepSearchAttributesCurrent(ctx workflow.Context) {
+	for {
+		_ = workflow.Await(ctx, func() bool { return m.searchValues() != m.searchWritten })
+		m.flushSearchAttributes(ctx)
+	}
+}
+
+// flushSearchAttributes writes the search attributes that changed; the workflow
+// calls it once more before it closes, so visibility ends on the final status.
+func (m *messageImpl) flushSearchAttributes(ctx workflow.Context) {
+	now, was := m.searchValues(), m.searchWritten
+	var updates []temporal.SearchAttributeUpdate
+	if now.status != was.status {
+		updates = append(updates, SearchDispatchStatus.ValueSet(now.status))
+	}
+	if now.fallback != was.fallback {
+		updates = append(updates, SearchFallbackState.ValueSet(now.fallback))
+	}
+	if now.provider != was.provider && now.provider != "" {
+		updates = append(updates, SearchEspProvider.ValueSet(now.provider))
+	}
+	if now.messageID != was.messageID && now.messageID != "" {
+		updates = append(updates, SearchEspMessageID.ValueSet(now.messageID))
+	}
+	m.searchWritten = now
+	if len(updates) == 0 {
+		return
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+		workflow.GetLogger(ctx).Warn("search attributes not updated", "dispatch_id", m.state.DispatchID, "error", err)
+	}
+}
+
+// startSearchValues are the values StartSearchAttributes wrote: after a
+// continue-as-new, the carried run starts from what the previous run wrote.
+func (m *messageImpl) startSearchValues() searchValues {
+	if m.in.Carried != nil {
+		return m.searchValues()
+	}
+	v := searchValues{status: string(message.StatusQueued), fallback: FallbackNone}
+	if m.in.Fallback != nil {
+		v.fallback = FallbackPending
+	}
+	return v
+}
+
+// MissingSearchAttributesError names the search attributes a namespace lacks,
+// with the command that creates them.
+type MissingSearchAttributesError struct {
+	Namespace string
+	Missing   []string
+}
+
+func (e *MissingSearchAttributesError) Error() string {
+	return fmt.Sprintf("namespace %q lacks the search attributes %s that dispatchflow needs; create them with:\n\n  %s",
+		e.Namespace, strings.Join(e.Missing, ", "), e.Command())
+}
+
+// Command is the Temporal CLI command that creates the missing attributes.
+func (e *MissingSearchAttributesError) Command() string {
+	var b strings.Builder
+	b.WriteString("temporal operator search-attribute create --namespace " + e.Namespace)
+	for _, name := range e.Missing {
+		b.WriteString(" --name " + name + " --type Keyword")
+	}
+	return b.String()
+}
+
+// CheckSearchAttributes verifies that every search attribute of SearchAttributes
+// exists as a Keyword in namespace (the worker runs it at start). A namespace
+// without them would fail every message's start.
+func CheckSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+	resp, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return fmt.Errorf("listing the search attributes of namespace %q: %w", namespace, err)
+	}
+	missing := &MissingSearchAttributesError{Namespace: namespace}
+	for _, key := range SearchAttributes {
+		t, ok := resp.GetCustomAttributes()[key.GetName()]
+		if !ok || t != enumspb.INDEXED_VALUE_TYPE_KEYWORD {
+			missing.Missing = append(missing.Missing, key.GetName())
+		}
+	}
+	if len(missing.Missing) > 0 {
+		return missing
+	}
+	return nil
+}
+
+// SearchAttributeTypes maps each search attribute of SearchAttributes to its type,
+// as a namespace registers them (the embedded server of make run does).
+func SearchAttributeTypes() map[string]enumspb.IndexedValueType {
+	m := make(map[string]enumspb.IndexedValueType, len(SearchAttributes))
+	for _, key := range SearchAttributes {
+		m[key.GetName()] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
+	}
+	return m
+}
