@@ -34,6 +34,22 @@ bench: ## Measure dispatchflow against the naive design on an embedded server (d
 	go build -C devserver -o ../bin/dispatchflow-dev ./cmd/dispatchflow-dev
 	bin/bench -bin bin $(BENCH_FLAGS)
 
+# Debian's chromium (as `apt-get install -y chromium` puts it); make ui-check installs it when missing.
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: ui-check
+ui-check: ## Check the Temporal UI as a person would, in headless Chromium; screenshots in .ui-check/ (docs/ui-check.md).
+	@test -x "$(CHROMIUM)" || { \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		echo "ui-check: $(CHROMIUM) is missing; installing Debian's chromium: $$sudo apt-get install -y chromium"; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium || \
+		{ $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; } || \
+		{ echo "ui-check: could not install chromium with apt-get (see above); install it, or set CHROMIUM=/path/to/chromium" >&2; exit 1; }; \
+		test -x "$(CHROMIUM)" || { echo "ui-check: apt-get installed chromium, but $(CHROMIUM) is still missing; set CHROMIUM=/path/to/chromium" >&2; exit 1; }; }
+	go build -C devserver -o ../bin/dispatchflow-dev ./cmd/dispatchflow-dev
+	go build -C tools/uicheck -o ../../bin/uicheck .
+	bin/uicheck -dev bin/dispatchflow-dev -chromium "$(CHROMIUM)" -out .ui-check
+
 .PHONY: lint
 lint: ## gofmt, go vet and Temporal's workflowcheck on both modules.
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)

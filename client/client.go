@@ -154,12 +154,22 @@ type Event struct {
 type Postback struct {
 	Seq           int       `json:"seq"`
 	Status        string    `json:"status"`
-	URL           string    `json:"url"`
+	Event         string    `json:"event"`
+	Endpoint      string    `json:"endpoint"`
+	WebhookID     string    `json:"webhook_id"`
 	State         string    `json:"state"`
-	Attempts      int       `json:"attempts"`
+	Attempts      []Attempt `json:"attempts"`
 	LastError     string    `json:"last_error"`
 	DeliveredAt   time.Time `json:"delivered_at"`
 	NextAttemptAt time.Time `json:"next_attempt_at"`
+}
+
+// Attempt is one HTTP attempt of a postback.
+type Attempt struct {
+	At           time.Time `json:"at"`
+	StatusCode   int       `json:"status_code"`
+	ResponseBody string    `json:"response_body"`
+	Error        string    `json:"error"`
 }
 
 // Fallback is a message's fallback state.

@@ -523,10 +523,12 @@ func (a *API) signal(ctx context.Context, events []message.Event) (eventsRespons
 			for _, ev := range evs {
 				if !message.ValidDispatchID(id) {
 					a.logger.Warn("unmatched event: not a dispatch_id", "dispatch_id", id, "provider", ev.Provider, "event", ev.Type)
+					metrics.EventUnmatched(ev.Provider)
 					count(func() { res.Unmatched++ })
 					continue
 				}
 				if a.recent.seen(ev.DedupeKey()) {
+					metrics.EventDuplicate(ev.Provider)
 					count(func() { res.Duplicates++ })
 					continue
 				}
@@ -535,6 +537,7 @@ func (a *API) signal(ctx context.Context, events []message.Event) (eventsRespons
 				switch {
 				case errors.As(err, &nf):
 					a.logger.Warn("unmatched event: no open message", "dispatch_id", id, "provider", ev.Provider, "event", ev.Type)
+					metrics.EventUnmatched(ev.Provider)
 					count(func() { res.Unmatched++ })
 				case err != nil:
 					count(func() {
@@ -545,6 +548,7 @@ func (a *API) signal(ctx context.Context, events []message.Event) (eventsRespons
 					return
 				default:
 					a.recent.add(ev.DedupeKey())
+					metrics.EventIngested(ev.Provider, string(ev.Type))
 					count(func() { res.Accepted++ })
 				}
 			}

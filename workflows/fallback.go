@@ -12,6 +12,7 @@ import (
 	"github.com/dispatchflow/dispatchflow/channel"
 	"github.com/dispatchflow/dispatchflow/fallback"
 	"github.com/dispatchflow/dispatchflow/message"
+	"github.com/dispatchflow/dispatchflow/metrics"
 )
 
 // Temporal names of the fallback policy.
@@ -307,6 +308,7 @@ func (m *messageImpl) escalate(ctx workflow.Context, reason fallback.Reason) {
 	m.disarm(DeadlineSent)
 	m.disarm(DeadlineDelivered)
 	workflow.GetLogger(ctx).Info("escalating", "dispatch_id", m.state.DispatchID, "reason", reason)
+	metrics.WorkflowEscalation(ctx, string(reason))
 	m.describe(ctx)
 	m.fb.running = true
 	workflow.Go(ctx, m.runLadder)

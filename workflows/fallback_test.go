@@ -823,7 +823,7 @@ func TestFallbackStoppedByDelivery(t *testing.T) {
 	esc := sentAt.Add(deliveredWithin).Sub(t0)
 	steps := []fallback.Step{fbSMS(fbPhone, 30*time.Minute), fbWebhook(fbHook), fbSMS(fbPhone2, 0)}
 	h := newFBHarness(t, fbPolicy(5*time.Minute, deliveredWithin, fbOn(message.StatusBounced), steps...))
-	h.in.Policy.PostFallbackOutcomes = true
+	h.in.Routes = []workflows.Route{withFallbackOutcomes(urlRoute(testURL))}
 	h.signalAt(esc+5*time.Minute, event(message.EventDelivered, "d"))
 	h.queryAt(esc+time.Minute, "waiting")
 	st := h.run()
@@ -856,7 +856,7 @@ func TestFallbackStoppedDuringLastStep(t *testing.T) {
 	const deliveredWithin = 10 * time.Minute
 	esc := sentAt.Add(deliveredWithin).Sub(t0)
 	h := newFBHarness(t, fbPolicy(5*time.Minute, deliveredWithin, fbOn(), fbSMS(fbPhone, 30*time.Minute)))
-	h.in.Policy.PostFallbackOutcomes = true
+	h.in.Routes = []workflows.Route{withFallbackOutcomes(urlRoute(testURL))}
 	h.signalAt(esc+5*time.Minute, event(message.EventDelivered, "d"))
 	st := h.run()
 
@@ -1199,20 +1199,23 @@ func TestFallbackMasksPhoneNumbers(t *testing.T) {
 	require.Equal(t, fbPhone2, calls[0].Msg.To, "the Fallback activity gets the real number")
 }
 
-// With PostFallbackOutcomes the ladder's outcome is posted after the status
-// postbacks, in order; without it, nothing.
+// The ladder's outcome is posted, after the status postbacks and in order, to a
+// route subscribed to fallback_sent and fallback_failed; to a route subscribed to
+// the statuses only, nothing.
 func TestFallbackOutcomePostbacks(t *testing.T) {
 	bounce := event(message.EventBounced, "b")
 	bounce.Reason = "550 5.1.1 user unknown"
 	const deliveredWithin = 10 * time.Minute
 	esc := sentAt.Add(deliveredWithin).Sub(t0)
 	tests := []struct {
-		name     string
-		post     bool
-		steps    []fallback.Step
-		fn       func(n int, m channel.Message) (channel.Result, error)
-		signals  []fbSignal
-		statuses []struct {
+		name string
+		post bool
+		// outcomesOnly: the route subscribes to the fallback outcomes and nothing else.
+		outcomesOnly bool
+		steps        []fallback.Step
+		fn           func(n int, m channel.Message) (channel.Result, error)
+		signals      []fbSignal
+		statuses     []struct {
 			at time.Duration
 			s  workflows.FallbackStatus
 		}
@@ -1272,6 +1275,14 @@ func TestFallbackOutcomePostbacks(t *testing.T) {
 			wantOutcome:   message.StatusFallbackFailed, wantAt: esc + 5*time.Minute, wantReason: fallback.ReasonNotDelivered,
 		},
 		{
+			name: "a route subscribed to the outcomes only", post: true, outcomesOnly: true,
+			steps:         []fallback.Step{fbWebhook(fbHook)},
+			signals:       []fbSignal{{at: 2 * time.Minute, ev: bounce}},
+			wantPostbacks: []message.Status{message.StatusFallbackSent},
+			wantOutcome:   message.StatusFallbackSent, wantAt: 2 * time.Minute, wantReason: fallback.ReasonBounced,
+			wantChannel: fallback.ChannelWebhook, wantStep: 1,
+		},
+		{
 			name:          "not asked for",
 			steps:         []fallback.Step{fbWebhook(fbHook)},
 			signals:       []fbSignal{{at: 2 * time.Minute, ev: bounce}},
@@ -1289,7 +1300,12 @@ func TestFallbackOutcomePostbacks(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			h := newFBHarness(t, fbPolicy(5*time.Minute, deliveredWithin, fbOn(message.StatusBounced), tc.steps...))
-			h.in.Policy.PostFallbackOutcomes = tc.post
+			switch {
+			case tc.outcomesOnly:
+				h.in.Routes = []workflows.Route{urlRoute(testURL, string(message.StatusFallbackSent), string(message.StatusFallbackFailed))}
+			case tc.post:
+				h.in.Routes = []workflows.Route{withFallbackOutcomes(urlRoute(testURL))}
+			}
 			h.fallbackFn = tc.fn
 			for _, s := range tc.signals {
 				h.signalAt(s.at, s.ev)

@@ -13,6 +13,7 @@ import (
 	"github.com/dispatchflow/dispatchflow/esp"
 	"github.com/dispatchflow/dispatchflow/fallback"
 	"github.com/dispatchflow/dispatchflow/message"
+	"github.com/dispatchflow/dispatchflow/metrics"
 )
 
 // Temporal names owned by this package.
@@ -356,6 +357,7 @@ func (m *messageImpl) postEngagement(idx int) {
 
 func (m *messageImpl) changeStatus(ctx workflow.Context, to message.Status, at, receivedAt time.Time, reason string) {
 	now := workflow.Now(ctx)
+	metrics.StatusTransition(ctx, string(m.state.Status), string(to))
 	m.state.Status = to
 	m.state.UpdatedAt = now
 	if until := now.Add(m.in.Policy.TrackingWindow); until.After(m.state.TrackingUntil) {

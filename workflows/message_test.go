@@ -1,11 +1,14 @@
 package workflows_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"net/http"
 	"os"
 	"slices"
 	"sort"
@@ -25,6 +28,7 @@ import (
 	"github.com/dispatchflow/dispatchflow/activities"
 	"github.com/dispatchflow/dispatchflow/esp"
 	"github.com/dispatchflow/dispatchflow/message"
+	"github.com/dispatchflow/dispatchflow/postback"
 	"github.com/dispatchflow/dispatchflow/workflows"
 )
 
@@ -34,6 +38,7 @@ var t0 = time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
 const (
 	testDispatchID = "acf471119f7449d579e8089032003ded"
 	testURL        = "https://postbacks.example.test/hook"
+	testLabel      = "postbacks.example.test"
 	testProvider   = "sandbox"
 )
 
@@ -44,6 +49,35 @@ var (
 	sentAt     = t0.Add(900 * time.Millisecond)
 )
 
+// statusEventNames are Braze's five statuses: an endpoint's default subscription
+// (postback.Endpoint.Events).
+var statusEventNames = []string{"sent", "processed", "delivered", "bounced", "aborted"}
+
+// urlRoute is a message's own postback_url, subscribed to events (the five
+// statuses when none are given), as the API resolves it (starter.routes).
+func urlRoute(url string, events ...string) workflows.Route {
+	if len(events) == 0 {
+		events = statusEventNames
+	}
+	return workflows.Route{URL: url, Label: testLabel, Events: slices.Clone(events)}
+}
+
+// endpointRoute is a configured endpoint id, subscribed to events (the five
+// statuses when none are given).
+func endpointRoute(id string, events ...string) workflows.Route {
+	if len(events) == 0 {
+		events = statusEventNames
+	}
+	return workflows.Route{EndpointID: id, Label: id, Events: slices.Clone(events)}
+}
+
+// withFallbackOutcomes adds the fallback outcomes to r's events, as the API does
+// for an endpoint with fallback_outcomes set.
+func withFallbackOutcomes(r workflows.Route) workflows.Route {
+	r.Events = append(slices.Clone(r.Events), string(message.StatusFallbackSent), string(message.StatusFallbackFailed))
+	return r
+}
+
 func testInput() workflows.MessageInput {
 	return workflows.MessageInput{
 		DispatchID: testDispatchID,
@@ -51,13 +85,12 @@ func testInput() workflows.MessageInput {
 			To: "Ann <ann@example.com>", From: "noreply@example.com", Subject: "Hello", Text: "Hi Ann",
 			ExternalSendID: "34a2ceb3cf6184132f3d816e9984269a", CampaignAPIID: "417220e4-5a2a-b634-7f7d-9ec891532368",
 		},
-		Recipient:   "ann@example.com",
-		ReceivedAt:  t0.Add(-2 * time.Second),
-		PostbackURL: testURL,
+		Recipient:  "ann@example.com",
+		ReceivedAt: t0.Add(-2 * time.Second),
+		Routes:     []workflows.Route{urlRoute(testURL)},
 		Policy: workflows.Policy{
-			TrackingWindow:      time.Hour,
-			PostbackRetryWindow: 2 * time.Hour,
-			SendRetryWindow:     30 * time.Minute,
+			TrackingWindow:  time.Hour,
+			SendRetryWindow: 30 * time.Minute,
 		},
 	}
 }
@@ -67,11 +100,33 @@ type activityCall struct {
 	At      time.Time // mock clock when the call returned
 	Local   bool      // run as a local activity
 	Attempt int32
-	Status  message.Status           // Postback only: the body's status
+	// Postback only: the body's status, the engagement event, the route (endpoint
+	// id or URL), the error type and next retry delay of a failure.
+	Status  message.Status
+	Event   message.EventType
+	Route   string
+	ErrType string
+	Delay   time.Duration
 	Input   activities.PostbackInput // Postback only
 	SendIn  activities.SendInput     // Send only
 	Err     error
 }
+
+// pbAnswer is how the mocked endpoint answers one postback attempt.
+type pbAnswer struct {
+	// Status is the HTTP status answered; 0 is 200 OK.
+	Status int
+	// Disabled: the endpoint is switched off, nothing is sent (ErrEndpointDisabled).
+	Disabled bool
+}
+
+// pbDown is the answer of an endpoint that is down.
+var pbDown = pbAnswer{Status: http.StatusServiceUnavailable}
+
+// halfRand draws 0.5 from rand.Float64: the schedule's delays without jitter.
+type halfRand struct{}
+
+func (halfRand) Uint64() uint64 { return 1 << 52 }
 
 // harness runs one Message workflow in a test environment with Send and Postback
 // mocked. The mocks record every call; sendFn and postbackFn decide the outcomes
@@ -90,12 +145,16 @@ type harness struct {
 	sendFn func(n int) (activities.SendResult, error)
 	// sendDelay is how long (on the workflow clock) Send call n takes.
 	sendDelay func(n int) time.Duration
-	// postbackFn answers one Postback attempt at mock time now.
-	postbackFn func(in activities.PostbackInput, now time.Time) error
+	// postbackFn answers one Postback attempt at mock time now; nil: 200 OK.
+	postbackFn func(in activities.PostbackInput, now time.Time) pbAnswer
+	// schedule is the endpoints' retry schedule; postback.DefaultSchedule (without
+	// jitter) unless set.
+	schedule postback.Schedule
 
 	mu      sync.Mutex
 	sends   []activityCall
 	posts   []activityCall
+	logs    map[string][]postback.Attempt // attempts log per webhook id: the real activity's heartbeat
 	queries map[string]workflows.State
 	qerrs   []error
 }
@@ -107,7 +166,8 @@ func newHarness(t *testing.T) *harness {
 	suite.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 	env := suite.NewTestWorkflowEnvironment()
 	env.SetStartTime(t0)
-	return &harness{t: t, env: env, in: testInput(), queries: map[string]workflows.State{}}
+	return &harness{t: t, env: env, in: testInput(), schedule: postback.DefaultSchedule,
+		logs: map[string][]postback.Attempt{}, queries: map[string]workflows.State{}}
 }
 
 func (h *harness) installMocks() {
@@ -138,22 +198,65 @@ func (h *harness) installMocks() {
 		h.mu.Unlock()
 		return res, err
 	})
-	h.env.OnActivity(acts.Postback, mock.Anything, mock.Anything).Return(
-		func(ctx context.Context, in activities.PostbackInput) (activities.PostbackResult, error) {
-			info := activity.GetInfo(ctx)
-			now := h.env.Now()
-			var err error
-			if h.postbackFn != nil {
-				err = h.postbackFn(in, now)
-			}
-			h.mu.Lock()
-			h.posts = append(h.posts, activityCall{At: now, Local: info.IsLocalActivity, Attempt: info.Attempt, Status: in.Body.Status, Input: in, Err: err})
-			h.mu.Unlock()
-			if err != nil {
-				return activities.PostbackResult{}, err
-			}
-			return activities.PostbackResult{StatusCode: 200, Attempt: info.Attempt, DeliveredAt: now}, nil
+	h.env.OnActivity(acts.Postback, mock.Anything, mock.Anything).Return(h.postback)
+}
+
+// postback is the mocked Postback activity. It keeps the real one's contract
+// (activities.Postback): the attempts log in the result and in every error's
+// details, carried across the regular activity's retries; a failure is a
+// retryable ErrPostbackStatus whose NextRetryDelay is the schedule's step, until
+// the schedule runs out (ErrPostbackGivenUp); 410 is ErrEndpointGone; a disabled
+// endpoint is ErrEndpointDisabled with nothing sent.
+func (h *harness) postback(ctx context.Context, in activities.PostbackInput) (activities.PostbackResult, error) {
+	info := activity.GetInfo(ctx)
+	now := h.env.Now()
+	ans := pbAnswer{}
+	if h.postbackFn != nil {
+		ans = h.postbackFn(in, now)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	log := slices.Clone(in.Attempts)
+	if !info.IsLocalActivity && info.Attempt > 1 {
+		log = h.logs[in.WebhookID]
+	}
+	call := activityCall{At: now, Local: info.IsLocalActivity, Attempt: info.Attempt,
+		Status: in.Notification.Postback.Status, Event: in.Notification.Event, Route: in.EndpointID + in.URL, Input: in}
+	fail := func(msg, typ string, nonRetryable bool, delay time.Duration) (activities.PostbackResult, error) {
+		call.Err = temporal.NewApplicationErrorWithOptions(msg, typ, temporal.ApplicationErrorOptions{
+			NonRetryable: nonRetryable, NextRetryDelay: delay, Details: []any{log},
 		})
+		call.ErrType, call.Delay = typ, delay
+		h.posts = append(h.posts, call)
+		return activities.PostbackResult{}, call.Err
+	}
+	if ans.Disabled {
+		return fail("endpoint "+in.EndpointID+" is disabled: by an operator", activities.ErrEndpointDisabled, true, 0)
+	}
+	code := cmp.Or(ans.Status, http.StatusOK)
+	at := postback.Attempt{At: now, StatusCode: code, Class: postback.Classify(code)}
+	made := len(in.Attempts) + int(info.Attempt)
+	switch at.Class {
+	case postback.ClassSuccess:
+		log = append(log, at)
+		h.logs[in.WebhookID] = log
+		h.posts = append(h.posts, call)
+		return activities.PostbackResult{StatusCode: code, Attempt: info.Attempt, DeliveredAt: now, Attempts: log}, nil
+	case postback.ClassGone:
+		at.Error = "endpoint answered 410 Gone"
+		log = append(log, at)
+		return fail(at.Error, activities.ErrEndpointGone, true, 0)
+	}
+	at.Error = fmt.Sprintf("endpoint answered %d %s", code, http.StatusText(code))
+	delay, ok := h.schedule.Delay(made, rand.New(halfRand{}))
+	if !ok {
+		log = append(log, at)
+		return fail(fmt.Sprintf("%s; given up after %d attempts", at.Error, made), activities.ErrPostbackGivenUp, true, 0)
+	}
+	at.NextAttemptAt = now.Add(delay)
+	log = append(log, at)
+	h.logs[in.WebhookID] = log
+	return fail(at.Error, activities.ErrPostbackStatus, false, delay)
 }
 
 // event is an ESP event of the test provider.
@@ -362,15 +465,26 @@ func TestMessageHappyPath(t *testing.T) {
 		rec := st.Postbacks[i]
 		require.Equalf(t, i+1, rec.Seq, "postback %s seq", s)
 		jsonEqual(t, want, rec.Body, "postback "+string(s)+" recorded body")
-		jsonEqual(t, want, calls[i].Input.Body, "postback "+string(s)+" posted body")
-		require.Equalf(t, testURL, calls[i].Input.URL, "postback %s url", s)
+		in := calls[i].Input
+		jsonEqual(t, want, in.Notification.Postback, "postback "+string(s)+" posted body")
+		require.Equalf(t, testURL, in.URL, "postback %s url", s)
+		require.Emptyf(t, in.EndpointID, "postback %s endpoint id", s)
+		require.Emptyf(t, in.Attempts, "postback %s: attempts before the first", s)
+		require.Equalf(t, "ann@example.com", in.Notification.Recipient, "postback %s recipient", s)
+		require.Equalf(t, testProvider, in.Notification.Provider, "postback %s provider", s)
+		require.Equalf(t, "Hello", in.Notification.Subject, "postback %s subject", s)
 		require.Truef(t, calls[i].Local, "postback %s: got a regular activity, want the local first attempt", s)
 		require.Equalf(t, wantKeys[s], metadataKeys(t, rec.Body), "postback %s metadata keys", s)
 		require.Equalf(t, workflows.PostbackDelivered, rec.State, "postback %s state", s)
-		require.Equalf(t, 1, rec.Attempts, "postback %s attempts", s)
+		require.Lenf(t, rec.Attempts, 1, "postback %s attempts log", s)
+		require.Equalf(t, http.StatusOK, rec.Attempts[0].StatusCode, "postback %s attempt status", s)
+		sameTime(t, calls[i].At, rec.Attempts[0].At, "postback attempt time")
 		require.Emptyf(t, rec.LastError, "postback %s last error", s)
 		sameTime(t, calls[i].At, rec.DeliveredAt, "postback delivered_at")
-		require.Equalf(t, testURL, rec.URL, "postback %s url", s)
+		require.Equalf(t, testLabel, rec.Endpoint, "postback %s endpoint", s)
+		require.Equalf(t, 0, rec.Route, "postback %s route", s)
+		require.Equalf(t, fmt.Sprintf("msg_%s_%d", testDispatchID, i+1), rec.WebhookID, "postback %s webhook id", s)
+		require.Equalf(t, rec.WebhookID, in.WebhookID, "postback %s: webhook id posted", s)
 	}
 	// The sent body's metadata holds the seed's timestamps format.
 	b, err := json.Marshal(st.Postbacks[0].Body)
@@ -770,15 +884,18 @@ func TestMessageDelayedBounce(t *testing.T) {
 	require.Equal(t, closeAfter(3*time.Hour, bounceAt), h.elapsed(), "completion: tracking window after the bounce")
 }
 
-// 9. An endpoint that is down does not block the intake, and postbacks stay in order.
+// 9. An endpoint that is down does not block the intake, and postbacks stay in
+// order: the first attempt is local, the next one waits the activity's
+// NextRetryDelay on a durable timer, the later ones are the regular activity's
+// retries on the endpoint's schedule (5s, 5m, 30m, …).
 func TestMessagePostbackEndpointDown(t *testing.T) {
 	h := newHarness(t)
 	upAt := t0.Add(30 * time.Minute)
-	h.postbackFn = func(in activities.PostbackInput, now time.Time) error {
+	h.postbackFn = func(in activities.PostbackInput, now time.Time) pbAnswer {
 		if now.Before(upAt) {
-			return temporal.NewApplicationError("postback to postbacks.example.test: endpoint answered 503 Service Unavailable", activities.ErrPostbackStatus, 503)
+			return pbDown
 		}
-		return nil
+		return pbAnswer{}
 	}
 	h.signalAt(time.Minute, event(message.EventProcessed, "p"))
 	h.signalAt(2*time.Minute, event(message.EventDelivered, "d"))
@@ -791,6 +908,8 @@ func TestMessagePostbackEndpointDown(t *testing.T) {
 	require.Equal(t, workflows.PostbackDelivering, down.Postbacks[0].State)
 	require.Equal(t, workflows.PostbackPending, down.Postbacks[1].State)
 	require.Equal(t, workflows.PostbackPending, down.Postbacks[2].State)
+	require.Len(t, down.Postbacks[0].Attempts, 1, "while retrying: the log of the local attempt")
+	require.Equal(t, "endpoint answered 503 Service Unavailable", down.Postbacks[0].LastError)
 
 	calls := h.postCalls()
 	order := []message.Status{message.StatusSent, message.StatusProcessed, message.StatusDelivered}
@@ -803,39 +922,55 @@ func TestMessagePostbackEndpointDown(t *testing.T) {
 			done++
 		}
 	}
-	sentCalls := 0
+	// The sent postback: local at once, then after 5s (the timer), 5m and 30m (the
+	// activity's retries).
+	var sentAts []time.Duration
 	for _, c := range calls {
 		if c.Status == message.StatusSent {
-			sentCalls++
-			if c.Err != nil {
-				require.True(t, c.At.Before(upAt))
-			}
+			sentAts = append(sentAts, c.At.Sub(t0))
 		}
 	}
+	require.Equal(t, []time.Duration{0, 5 * time.Second, 5*time.Minute + 5*time.Second, 35*time.Minute + 5*time.Second}, sentAts,
+		"sent postback attempts")
 	require.True(t, calls[0].Local && !calls[1].Local, "first attempt local, retries regular")
+	for i, c := range calls[1:4] {
+		require.Equalf(t, int32(i+1), c.Attempt, "regular activity attempt %d", i+1)
+		require.Lenf(t, c.Input.Attempts, 1, "regular attempt %d: the local attempt heads its log", i+1)
+	}
 
 	for _, p := range st.Postbacks {
 		require.Equalf(t, workflows.PostbackDelivered, p.State, "postback %s", p.Status)
 		require.Emptyf(t, p.LastError, "postback %s last error", p.Status)
 	}
-	require.Equal(t, sentCalls, st.Postbacks[0].Attempts, "sent postback attempts: got recorded, want calls made")
-	require.Equal(t, 1, st.Postbacks[1].Attempts)
+	log := st.Postbacks[0].Attempts
+	require.Len(t, log, len(sentAts), "sent postback attempts log: got recorded, want calls made")
+	for i, a := range log {
+		sameTime(t, t0.Add(sentAts[i]), a.At, fmt.Sprintf("attempt %d time", i+1))
+		if i < len(log)-1 {
+			require.Equalf(t, http.StatusServiceUnavailable, a.StatusCode, "attempt %d", i+1)
+			sameTime(t, t0.Add(sentAts[i+1]), a.NextAttemptAt, fmt.Sprintf("attempt %d next attempt", i+1))
+		}
+	}
+	require.Equal(t, http.StatusOK, log[len(log)-1].StatusCode, "last attempt")
+	require.Len(t, st.Postbacks[1].Attempts, 1)
 	require.False(t, st.Postbacks[0].DeliveredAt.Before(upAt), "sent postback delivered after the endpoint came back")
 	require.Equal(t, closeAfter(time.Hour, 2*time.Minute), h.elapsed())
 }
 
-// 10. A postback is given up after the retry window; the next one is then sent.
+// 10. A postback is given up when the activity says so (ErrPostbackGivenUp: the
+// endpoint's schedule ran out); the next one is then sent. (The workflow's own
+// PostbackRetryWindow is gone: the schedule belongs to the endpoint.)
 func TestMessagePostbackGivenUp(t *testing.T) {
 	h := newHarness(t)
-	const msg = "postback to postbacks.example.test: endpoint answered 503 Service Unavailable"
-	h.postbackFn = func(in activities.PostbackInput, now time.Time) error {
-		if in.Body.Status == message.StatusSent {
-			return temporal.NewApplicationError(msg, activities.ErrPostbackStatus, 503)
+	h.schedule = postback.Schedule{postback.Duration(5 * time.Second), postback.Duration(time.Minute), postback.Duration(10 * time.Minute)}
+	h.postbackFn = func(in activities.PostbackInput, now time.Time) pbAnswer {
+		if in.Notification.Postback.Status == message.StatusSent {
+			return pbDown
 		}
-		return nil
+		return pbAnswer{}
 	}
 	h.signalAt(time.Minute, event(message.EventProcessed, "p"))
-	h.queryAt(90*time.Minute, "retrying")
+	h.queryAt(5*time.Minute, "retrying")
 	st := h.result()
 
 	retrying := h.query("retrying")
@@ -844,12 +979,12 @@ func TestMessagePostbackGivenUp(t *testing.T) {
 	require.Equal(t, workflows.PostbackPending, retrying.Postbacks[1].State)
 
 	calls := h.postCalls()
-	var sentCalls int
+	var sentAts []time.Duration
 	var lastSent, firstProcessed time.Time
 	for _, c := range calls {
 		switch c.Status {
 		case message.StatusSent:
-			sentCalls++
+			sentAts = append(sentAts, c.At.Sub(t0))
 			lastSent = c.At
 		case message.StatusProcessed:
 			if firstProcessed.IsZero() {
@@ -857,20 +992,19 @@ func TestMessagePostbackGivenUp(t *testing.T) {
 			}
 		}
 	}
-	window := testInput().Policy.PostbackRetryWindow
-	require.LessOrEqual(t, lastSent.Sub(t0), window, "last attempt within the retry window")
-	require.Greater(t, lastSent.Sub(t0), window*3/4, "retried across the window")
+	require.Equal(t, []time.Duration{0, 5 * time.Second, time.Minute + 5*time.Second, 11*time.Minute + 5*time.Second}, sentAts,
+		"sent postback attempts: the schedule's 4")
+	require.Equal(t, activities.ErrPostbackGivenUp, calls[len(sentAts)-1].ErrType, "the last attempt gives up")
 	require.False(t, firstProcessed.Before(lastSent), "processed postback attempted before sent was given up")
 
 	sent := st.Postbacks[0]
 	require.Equal(t, workflows.PostbackFailed, sent.State)
-	require.Equal(t, msg, sent.LastError)
-	require.Equal(t, sentCalls, sent.Attempts, "attempts: got recorded, want calls made")
+	require.Equal(t, "endpoint answered 503 Service Unavailable; given up after 4 attempts", sent.LastError)
+	require.Len(t, sent.Attempts, len(sentAts), "attempts log: got recorded, want calls made")
 	require.True(t, sent.DeliveredAt.IsZero())
 	require.Equal(t, workflows.PostbackDelivered, st.Postbacks[1].State)
 	require.Equal(t, message.StatusProcessed, st.Status)
-	// Completes once the last postback is done: the tracking window had already passed.
-	sameTime(t, calls[len(calls)-1].At, h.env.Now(), "completion time")
+	require.Equal(t, closeAfter(time.Hour, time.Minute), h.elapsed(), "completion: the tracking window")
 }
 
 // 11. The workflow stays open TrackingWindow after the last status change, and at
@@ -1009,9 +1143,9 @@ func TestMessageContinueAsNew(t *testing.T) {
 		{name: "postbacks done", wantCANAt: 3 * time.Minute},
 		{
 			// The sent postback is retrying when continue-as-new is suggested: the run
-			// waits for it (regular retries at 1s, 3s, 7s, … 1023s, 1623s, 2223s) and
-			// carries the others as pending.
-			name: "postback in flight", downUntil: 30 * time.Minute, wantCANAt: 2223 * time.Second,
+			// waits for it (attempts at once, then 5s, 5m and 30m later, on the
+			// endpoint's schedule) and carries the others as pending.
+			name: "postback in flight", downUntil: 30 * time.Minute, wantCANAt: 35*time.Minute + 5*time.Second,
 			wantPending: []message.Status{message.StatusProcessed, message.StatusDelivered},
 		},
 		{
@@ -1024,11 +1158,11 @@ func TestMessageContinueAsNew(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			down := func(in activities.PostbackInput, now time.Time) error {
+			down := func(in activities.PostbackInput, now time.Time) pbAnswer {
 				if now.Before(t0.Add(tc.downUntil)) {
-					return temporal.NewApplicationError("endpoint answered 503", activities.ErrPostbackStatus)
+					return pbDown
 				}
-				return nil
+				return pbAnswer{}
 			}
 			h := newHarness(t)
 			h.postbackFn = down
@@ -1052,7 +1186,7 @@ func TestMessageContinueAsNew(t *testing.T) {
 			require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(canErr.Input, &next))
 			require.NotNil(t, next.Carried, "carried state")
 			require.Equal(t, testDispatchID, next.DispatchID)
-			require.Equal(t, testURL, next.PostbackURL)
+			require.Equal(t, testInput().Routes, next.Routes, "routes carried")
 			carried := *next.Carried
 			wantStatus := message.StatusDelivered
 			wantEvents := []message.EventType{message.EventSent, message.EventProcessed, message.EventDelivered}
@@ -1118,7 +1252,7 @@ func TestMessageContinueAsNew(t *testing.T) {
 // 13. Without an endpoint, postbacks are recorded as skipped and never posted.
 func TestMessageNoPostbackEndpoint(t *testing.T) {
 	h := newHarness(t)
-	h.in.PostbackURL = ""
+	h.in.Routes = nil
 	h.signalAt(time.Minute, event(message.EventProcessed, "p"))
 	h.signalAt(2*time.Minute, event(message.EventDelivered, "d"))
 	st := h.result()
@@ -1127,33 +1261,42 @@ func TestMessageNoPostbackEndpoint(t *testing.T) {
 	require.Equal(t, []message.Status{message.StatusSent, message.StatusProcessed, message.StatusDelivered}, pbStatuses(st.Postbacks))
 	for _, p := range st.Postbacks {
 		require.Equalf(t, workflows.PostbackSkipped, p.State, "postback %s", p.Status)
-		require.Emptyf(t, p.URL, "postback %s url", p.Status)
+		require.Emptyf(t, p.Endpoint, "postback %s endpoint", p.Status)
+		require.Equalf(t, -1, p.Route, "postback %s route", p.Status)
+		require.Emptyf(t, p.WebhookID, "postback %s webhook id", p.Status)
 		require.NotEmptyf(t, p.LastError, "postback %s should say why it was skipped", p.Status)
-		require.Zerof(t, p.Attempts, "postback %s attempts", p.Status)
+		require.Emptyf(t, p.Attempts, "postback %s attempts", p.Status)
 	}
 	require.Empty(t, h.postCalls(), "Postback activity calls")
 	require.Equal(t, closeAfter(time.Hour, 2*time.Minute), h.elapsed())
 }
 
-// A postback whose retry fails for good (a non-retryable error) before the retry
-// policy runs out records the attempts actually made.
+// A postback whose retry fails for good (a non-retryable error: 410 Gone on a
+// message's own postback_url) before the schedule runs out records the attempts
+// actually made, and the route goes on with its next postback.
 func TestMessagePostbackNonRetryableOnRetry(t *testing.T) {
 	h := newHarness(t)
 	calls := 0
-	h.postbackFn = func(in activities.PostbackInput, now time.Time) error {
+	h.postbackFn = func(in activities.PostbackInput, now time.Time) pbAnswer {
 		calls++
 		if calls == 1 { // the local first attempt
-			return temporal.NewApplicationError("endpoint answered 503", activities.ErrPostbackStatus)
+			return pbDown
 		}
-		return temporal.NewNonRetryableApplicationError("endpoint answered 410 Gone", "PostbackGone", nil)
+		if in.Notification.Postback.Status == message.StatusSent {
+			return pbAnswer{Status: http.StatusGone}
+		}
+		return pbAnswer{}
 	}
+	h.signalAt(time.Minute, event(message.EventDelivered, "d"))
 	st := h.result()
 
 	made := h.postCalls()
-	require.Len(t, made, 2, "Postback calls: the local attempt and one regular attempt")
+	require.Len(t, made, 3, "Postback calls: the local attempt, one regular attempt, then the delivered postback")
 	require.True(t, made[0].Local && !made[1].Local)
 	pb := st.Postbacks[0]
-	require.Equal(t, workflows.PostbackFailed, pb.State)
+	require.Equal(t, workflows.PostbackFailed, pb.State, "a URL route has no switch to enable: failed, not held")
 	require.Equal(t, "endpoint answered 410 Gone", pb.LastError)
-	require.Equal(t, len(made), pb.Attempts, "attempts recorded = calls made")
+	require.Len(t, pb.Attempts, 2, "attempts log: got recorded, want calls made")
+	require.Equal(t, []int{http.StatusServiceUnavailable, http.StatusGone}, []int{pb.Attempts[0].StatusCode, pb.Attempts[1].StatusCode})
+	require.Equal(t, workflows.PostbackDelivered, st.Postbacks[1].State, "the next postback of the route")
 }

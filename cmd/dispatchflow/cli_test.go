@@ -15,6 +15,7 @@ import (
 
 	"github.com/dispatchflow/dispatchflow/esp"
 	"github.com/dispatchflow/dispatchflow/message"
+	"github.com/dispatchflow/dispatchflow/postback"
 	"github.com/dispatchflow/dispatchflow/workflows"
 )
 
@@ -137,8 +138,8 @@ func sampleState() workflows.State {
 		},
 		DuplicateEvents: 1,
 		Postbacks: []workflows.PostbackRecord{
-			{Seq: 1, Status: message.StatusSent, State: workflows.PostbackDelivered, Attempts: 1, DeliveredAt: t0.Add(time.Second)},
-			{Seq: 2, Status: message.StatusBounced, State: workflows.PostbackDelivering, Attempts: 3, LastError: "HTTP 502", NextAttemptAt: t0.Add(time.Minute)},
+			{Seq: 1, Status: message.StatusSent, Endpoint: "crm", State: workflows.PostbackDelivered, Attempts: []postback.Attempt{{StatusCode: 200, Class: postback.ClassSuccess}}, DeliveredAt: t0.Add(time.Second)},
+			{Seq: 2, Status: message.StatusBounced, Endpoint: "crm", State: workflows.PostbackDelivering, Attempts: make([]postback.Attempt, 3), LastError: "HTTP 502", NextAttemptAt: t0.Add(time.Minute)},
 		},
 		Fallback: workflows.FallbackState{State: workflows.FallbackNone},
 	}

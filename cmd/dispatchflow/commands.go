@@ -142,13 +142,17 @@ func statusCommand() *command {
 
 		fmt.Fprintln(std.out, "\nPostbacks:")
 		t = newTable(std.out)
-		t.row("  SEQ", "STATUS", "STATE", "ATTEMPTS", "AT", "LAST ERROR")
+		t.row("  SEQ", "STATUS", "ENDPOINT", "STATE", "ATTEMPTS", "AT", "LAST ERROR")
 		for _, p := range m.Postbacks {
 			at := timeCell(p.DeliveredAt)
 			if !p.NextAttemptAt.IsZero() {
 				at = "next " + timeCell(p.NextAttemptAt)
 			}
-			t.row("  "+strconv.Itoa(p.Seq), p.Status, p.State, strconv.Itoa(p.Attempts), at, p.LastError)
+			status := p.Status
+			if p.Event != "" {
+				status = p.Event
+			}
+			t.row("  "+strconv.Itoa(p.Seq), status, p.Endpoint, p.State, strconv.Itoa(len(p.Attempts)), at, p.LastError)
 		}
 		return t.flush()
 	}

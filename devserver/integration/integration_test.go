@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -40,6 +41,12 @@ import (
 var temporalAddr string
 
 func TestMain(m *testing.M) {
+	// Before anything reads the system's CA pool (see snsHost).
+	stopSNS, err := startSNSHost()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the SNS host:", err)
+		os.Exit(1)
+	}
 	srv, err := devserver.Start(devserver.Options{SearchAttributes: workflows.SearchAttributeTypes()})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting Temporal:", err)
@@ -48,6 +55,7 @@ func TestMain(m *testing.M) {
 	temporalAddr = srv.FrontendHostPort()
 	code := m.Run()
 	_ = srv.Stop()
+	stopSNS()
 	os.Exit(code)
 }
 
@@ -115,6 +123,7 @@ func setup(t *testing.T, edit func(*config.Config)) *system {
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(api.Close)
 	cfg.PublicURL = api.URL
+	cfg.AllowNetworks = []string{"127.0.0.0/8", "::1/128"} // the httptest receivers
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -369,6 +378,16 @@ func recordHistory(t *testing.T, s *system, id, name string) {
 		t.Fatal(err)
 	}
 	t.Logf("recorded %s (%d events)", name, len(h.Events))
+}
+
+// host is the host:port of rawURL: how a message's own postback_url is named in
+// its state.
+func host(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }
 
 func str(v any) string {

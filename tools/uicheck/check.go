@@ -44,6 +44,10 @@ type page struct {
 	// Reload the page while Want is missing: the workflow list shows what
 	// visibility had when it loaded, and visibility is eventually consistent.
 	Reload bool
+	// Press, when set, is done once the page shows Ready: a JavaScript
+	// expression that returns "" when it could act, else what was wrong.
+	Ready []expect
+	Press string
 }
 
 // run performs the whole check, printing its progress to w.
@@ -114,47 +118,100 @@ func run(ctx context.Context, c checkConfig, w io.Writer) (err error) {
 	workflowOf := func(m *message) expect {
 		return expect{m.DispatchID, fmt.Sprintf("the %s message's workflow %s", m.Name, m.DispatchID)}
 	}
-	pages := []page{
-		{
-			Name:   "list-all",
-			Path:   listPath(""),
-			Want:   []expect{workflowOf(delivered), workflowOf(bounced), workflowOf(escalated)},
-			Reload: true,
-		},
-		{
-			Name:    "list-bounced",
-			Path:    listPath(`DispatchStatus="bounced"`),
-			Want:    []expect{workflowOf(bounced), workflowOf(escalated)},
-			WantNot: []expect{workflowOf(delivered)},
-			Reload:  true,
-		},
-		{
-			Name:    "list-escalated",
-			Path:    listPath(`FallbackState="escalated"`),
-			Want:    []expect{workflowOf(escalated)},
-			WantNot: []expect{workflowOf(delivered), workflowOf(bounced)},
-			Reload:  true,
-		},
-		{
-			Name: "workflow",
-			// The UI redirects to the latest run, then to its history.
-			Path: "/namespaces/" + namespace + "/workflows/" + url.PathEscape(bounced.DispatchID),
-			Want: []expect{
-				{"Transactional email · external_send_id " + bounced.ExternalSendID, "the static summary"},
-				{"external_send_id", "the static details"},
-				{"Status: bounced", "the current details (status)"},
-			},
-			WantNot: []expect{{"bounce@example.com", "the recipient's address (personal data)"}},
-		},
-	}
-	var failures []error
-	for _, p := range pages {
-		if err := checkPage(b, c.OutDir, sys.UIURL, p, w); err != nil {
-			failures = append(failures, err)
+	var failures, warnings []string
+	check := func(p page) {
+		ws, err := checkPage(b, c.OutDir, sys.UIURL, p, w)
+		warnings = append(warnings, ws...)
+		if err != nil {
+			failures = append(failures, err.Error())
 		}
 	}
-	return errors.Join(failures...)
+	check(page{
+		Name:   "list-all",
+		Path:   listPath(""),
+		Want:   []expect{workflowOf(delivered), workflowOf(bounced), workflowOf(escalated)},
+		Reload: true,
+	})
+	check(page{
+		Name:    "list-bounced",
+		Path:    listPath(`DispatchStatus="bounced"`),
+		Want:    []expect{workflowOf(bounced), workflowOf(escalated)},
+		WantNot: []expect{workflowOf(delivered)},
+		Reload:  true,
+	})
+	check(page{
+		Name:    "list-escalated",
+		Path:    listPath(`FallbackState="escalated"`),
+		Want:    []expect{workflowOf(escalated)},
+		WantNot: []expect{workflowOf(delivered), workflowOf(bounced)},
+		Reload:  true,
+	})
+
+	personal := []expect{
+		{"bounce@example.com", "the recipient's address"},
+		{fallbackPhone, "the fallback phone number"},
+	}
+	for _, m := range []*message{bounced, escalated} {
+		run, err := runPath(b, sys.UIURL, m.DispatchID)
+		if err != nil {
+			failures = append(failures, err.Error())
+			continue
+		}
+		name := "workflow"
+		if m != bounced {
+			name += "-" + m.Name
+		}
+		// The User Metadata tab: the static summary and details given at
+		// start, and the current details the workflow keeps up to date.
+		want := []expect{
+			{"Transactional email · external_send_id " + m.ExternalSendID, "the summary"},
+			{"campaign_api_id", "the details (campaign_api_id)"},
+			{"Status: bounced since", "the current details (status)"},
+		}
+		if m.WantFallback != "" {
+			want = append(want, expect{"Fallback: " + m.WantFallback, "the current details (fallback)"})
+		}
+		check(page{Name: name, Path: run + "/user-metadata", Want: want, WantNot: personal})
+		// The Event History tab: each activity and timer with its summary.
+		want = []expect{{"hand the email to the ESP", "the ESP hand-over's summary"}, {"postback 1", "the first postback's summary"}}
+		if m.WantFallback != "" {
+			want = append(want, expect{"fallback step 1: sandbox", "the fallback step's summary"})
+		}
+		check(page{Name: name + "-history", Path: run + "/history", Want: want, Avoid: personal})
+		if m == bounced {
+			// The Queries tab: run the state query as an operator would.
+			check(page{
+				Name:  "query",
+				Path:  run + "/query",
+				Ready: []expect{{"Run Query", "the Run Query button"}},
+				Press: pressRunQuery,
+				Want: []expect{
+					{`"dispatch_id": "` + m.DispatchID + `"`, "the state query's answer (dispatch_id)"},
+					{`"status": "bounced"`, "the state query's answer (status)"},
+				},
+			})
+		}
+	}
+	for _, warning := range warnings {
+		fmt.Fprintln(w, "ui-check: WARNING:", warning)
+	}
+	if len(failures) > 0 {
+		return errors.New(strings.Join(failures, "\n"))
+	}
+	return nil
 }
+
+// pressRunQuery checks that the Queries tab offers the state query (the
+// first one, selected) and presses Run Query.
+const pressRunQuery = `(() => {
+	const sel = document.getElementById("query-select");
+	if (!sel) return "no query type selector";
+	if (sel.value !== "state") return "the selected query type is " + JSON.stringify(sel.value) + ", not \"state\"";
+	const run = Array.from(document.querySelectorAll("button")).find(b => b.innerText.trim() === "Run Query");
+	if (!run) return "no Run Query button";
+	run.click();
+	return "";
+})()`
 
 // listPath is the UI's workflow list filtered by a visibility query (none: all).
 func listPath(query string) string {
@@ -165,40 +222,80 @@ func listPath(query string) string {
 	return p
 }
 
+// runPath opens a workflow by its ID, as a link from elsewhere would, and
+// returns the path of its latest run (/namespaces/…/workflows/{id}/{runId}),
+// to which the UI redirects.
+func runPath(b *browser, base, workflowID string) (string, error) {
+	prefix := "/namespaces/" + namespace + "/workflows/" + url.PathEscape(workflowID)
+	if err := b.open(base + prefix); err != nil {
+		return "", err
+	}
+	deadline := time.Now().Add(b.wait)
+	for {
+		loc, err := b.location()
+		if err != nil {
+			return "", err
+		}
+		if rest, ok := strings.CutPrefix(loc, base+prefix+"/"); ok {
+			if runID, _, _ := strings.Cut(rest, "/"); runID != "" {
+				return prefix + "/" + runID, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("%s%s did not lead to a run of the workflow (still at %s)", base, prefix, loc)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
 // checkPage opens p, waits until it shows what it must (or a timeout), saves
 // its screenshot and its text under dir, and reports what is missing or
-// should not be there.
-func checkPage(b *browser, dir, base string, p page, w io.Writer) error {
+// should not be there (the error) and what it should better not show (the
+// warnings).
+func checkPage(b *browser, dir, base string, p page, w io.Writer) (warnings []string, err error) {
 	u := base + p.Path
-	if err := b.open(u); err != nil {
-		return err
+	shot := filepath.Join(dir, p.Name+".png")
+	textFile := filepath.Join(dir, p.Name+".txt")
+	fail := func(problems ...string) error {
+		return fmt.Errorf("%s: %s\n  - %s\n  (see %s and %s)", p.Name, u, strings.Join(problems, "\n  - "), shot, textFile)
 	}
-	var want []string
-	for _, e := range p.Want {
-		want = append(want, e.Text)
+	if err := b.open(u); err != nil {
+		return nil, err
 	}
 	reload := time.Duration(0)
 	if p.Reload {
-		reload = 10 * time.Second // a reload restarts the UI's own loading
+		reload = 10 * time.Second // not less: a reload restarts the UI's own loading
 	}
-	text, _, err := b.waitText(want, 30*time.Second, reload)
+	var problems []string
+	if p.Press != "" {
+		_, missing, err := b.waitText(texts(p.Ready), b.wait, 0)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", u, err)
+		}
+		if len(missing) > 0 {
+			problems = append(problems, "missing "+describe(p.Ready, missing))
+		} else if msg, err := b.eval(p.Press); err != nil || msg != "" {
+			problems = append(problems, fmt.Sprintf("could not act on the page: %s%v", msg, err))
+		}
+	}
+	if len(problems) == 0 {
+		if _, _, err := b.waitText(texts(p.Want), b.wait, reload); err != nil {
+			return nil, fmt.Errorf("%s: %w", u, err)
+		}
+		time.Sleep(time.Second) // let the table and its icons finish rendering
+	}
+	text, err := b.text()
 	if err != nil {
-		return fmt.Errorf("%s: %w", u, err)
+		return nil, fmt.Errorf("%s: %w", u, err)
 	}
-	time.Sleep(time.Second) // let the table and its icons finish rendering
-	if t, err := b.text(); err == nil {
-		text = t
-	}
-	shot := filepath.Join(dir, p.Name+".png")
 	if err := b.screenshot(shot); err != nil {
-		return err
+		return nil, err
 	}
 	loc, _ := b.location()
-	_ = os.WriteFile(filepath.Join(dir, p.Name+".txt"), []byte(loc+"\n\n"+text), 0o644)
+	_ = os.WriteFile(textFile, []byte(loc+"\n\n"+text), 0o644)
 
-	var problems []string
 	for _, e := range p.Want {
-		if !strings.Contains(text, e.Text) {
+		if len(problems) == 0 && !strings.Contains(text, e.Text) {
 			problems = append(problems, fmt.Sprintf("missing %s (%q)", e.What, e.Text))
 		}
 	}
@@ -207,10 +304,35 @@ func checkPage(b *browser, dir, base string, p page, w io.Writer) error {
 			problems = append(problems, fmt.Sprintf("shows %s (%q), which it must not", e.What, e.Text))
 		}
 	}
+	for _, e := range p.Avoid {
+		if strings.Contains(text, e.Text) {
+			warnings = append(warnings, fmt.Sprintf("%s: %s shows %s (%q)", p.Name, u, e.What, e.Text))
+		}
+	}
 	if len(problems) > 0 {
-		return fmt.Errorf("%s: %s\n  - %s\n  (see %s and %s)", p.Name, u, strings.Join(problems, "\n  - "),
-			shot, filepath.Join(dir, p.Name+".txt"))
+		return warnings, fail(problems...)
 	}
 	fmt.Fprintf(w, "ui-check: %s ok: %s → %s\n", p.Name, u, shot)
-	return nil
+	return warnings, nil
+}
+
+func texts(es []expect) []string {
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Text)
+	}
+	return out
+}
+
+// describe names the expectations whose texts are missing.
+func describe(es []expect, missing []string) string {
+	var out []string
+	for _, e := range es {
+		for _, m := range missing {
+			if e.Text == m {
+				out = append(out, fmt.Sprintf("%s (%q)", e.What, e.Text))
+			}
+		}
+	}
+	return strings.Join(out, ", ")
 }

@@ -43,8 +43,13 @@ func run(dataDir string, port, uiPort int, serverOnly bool) error {
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	if cfg.DevInbox && cfg.PostbackURL == "" {
+	if cfg.DevInbox && cfg.PostbackURL == "" && cfg.EndpointsFile == "" {
 		cfg.PostbackURL = cfg.PublicURL + "/dev/inbox"
+	}
+	if len(cfg.AllowNetworks) == 0 {
+		// On a developer's machine, postbacks go to local receivers (the dev inbox
+		// among them): loopback is allowed unless DISPATCHFLOW_ALLOW_NETWORKS says otherwise.
+		cfg.AllowNetworks = []string{"127.0.0.0/8", "::1/128"}
 	}
 	logger := app.NewLogger(cfg, os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
