@@ -221,9 +221,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("DISPATCHFLOW_ESP: %q is not one of sandbox, smtp, sendgrid, mailgun, postmark, ses", c.ESP)
 	}
 	for name, d := range map[string]time.Duration{
-		"DISPATCHFLOW_SANDBOX_DELAY":         c.SandboxDelay,
-		"DISPATCHFLOW_TRACKING_WINDOW":       c.TrackingWindow,
-		"DISPATCHFLOW_SEND_RETRY_WINDOW":     c.SendRetryWindow,
+		"DISPATCHFLOW_SANDBOX_DELAY":     c.SandboxDelay,
+		"DISPATCHFLOW_TRACKING_WINDOW":   c.TrackingWindow,
+		"DISPATCHFLOW_SEND_RETRY_WINDOW": c.SendRetryWindow,
 	} {
 		if d < 0 || (d == 0 && name != "DISPATCHFLOW_SANDBOX_DELAY") {
 			return fmt.Errorf("%s: %s must be positive", name, d)

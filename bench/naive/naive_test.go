@@ -73,8 +73,8 @@ func (r *run) signal(d time.Duration, typ message.EventType, evID string) time.T
 // exec runs the workflow and returns its final state (also checked against the query).
 func (r *run) exec(t *testing.T) workflows.State {
 	r.env.ExecuteWorkflow(workflows.MessageWorkflow, workflows.MessageInput{
-		DispatchID: id.DispatchID, Recipient: "ann@example.com", ReceivedAt: t0.Add(-time.Second), 
-		Routes: []workflows.Route{{URL: "https://hook.test/", Label: "hook.test", Events: []string{"sent", "processed", "delivered", "bounced", "aborted"}}},
+		DispatchID: id.DispatchID, Recipient: "ann@example.com", ReceivedAt: t0.Add(-time.Second),
+		Routes:  []workflows.Route{{URL: "https://hook.test/", Label: "hook.test", Events: []string{"sent", "processed", "delivered", "bounced", "aborted"}}},
 		Request: message.SendRequest{To: "ann@example.com", From: "me@example.com", Subject: "Hi", ExternalSendID: id.ExternalSendID, CampaignAPIID: id.CampaignAPIID},
 		Policy:  workflows.Policy{TrackingWindow: window},
 	})

@@ -31,6 +31,10 @@ func main() {
 	defer stop()
 	start := time.Now()
 	if err := run(ctx, c, os.Stdout); err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "ui-check: interrupted; dispatchflow-dev stopped")
+			os.Exit(1)
+		}
 		fmt.Fprintf(os.Stderr, "ui-check: FAIL after %s:\n%v\n", time.Since(start).Round(time.Second), err)
 		os.Exit(1)
 	}
