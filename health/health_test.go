@@ -10,7 +10,9 @@ import (
 
 var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
-func ok(at time.Time) postback.Attempt { return postback.Attempt{At: at, StatusCode: 200, Class: postback.ClassSuccess} }
+func ok(at time.Time) postback.Attempt {
+	return postback.Attempt{At: at, StatusCode: 200, Class: postback.ClassSuccess}
+}
 func failed(at time.Time, code int) postback.Attempt {
 	return postback.Attempt{At: at, StatusCode: code, Class: postback.ClassFailure}
 }
