@@ -38,6 +38,9 @@ func TestLoadNamesTheVariable(t *testing.T) {
 		{"DISPATCHFLOW_FROM", "nobody"},
 		{"DISPATCHFLOW_TASK_QUEUE", ""},
 		{"DISPATCHFLOW_WORKFLOW_CACHE_SIZE", "0"},
+		{"DISPATCHFLOW_LOG_FORMAT", "xml"},
+		{"DISPATCHFLOW_METRICS_ADDR", "9090"},
+		{"DISPATCHFLOW_ESP", "sendgrid"}, // without DISPATCHFLOW_SENDGRID_API_KEY: names the variable the ESP needs
 	}
 	for _, tt := range tests {
 		t.Run(tt.env, func(t *testing.T) {

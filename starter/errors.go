@@ -88,7 +88,11 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		msg = appErr.Message() // a rejected update: the workflow's own words
 	}
 	if code >= 500 {
-		a.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", code, "error", err)
+		args := []any{"method", r.Method, "path", r.URL.Path, "status", code, "error", err}
+		if id := r.PathValue("dispatch_id"); id != "" {
+			args = append(args, "dispatch_id", id)
+		}
+		a.logger.Error("request failed", args...)
 		msg = http.StatusText(code) + ": " + err.Error()
 	}
 	writeJSON(w, code, map[string]string{"error": msg})
