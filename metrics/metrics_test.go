@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -14,6 +15,9 @@ import (
 
 	"github.com/dispatchflow/dispatchflow/metrics"
 )
+
+// nonce makes label values unique to one run of a test.
+func nonce() string { return strconv.FormatInt(rand.Int64(), 36) }
 
 // scrape GETs /metrics from metrics.Handler on a loopback server, as Prometheus does.
 func scrape(t *testing.T) string {
@@ -99,17 +103,19 @@ func find(t *testing.T, samples []sample, name string, labels map[string]string)
 
 func TestOurMetrics(t *testing.T) {
 	t.Parallel()
-	// Label values unique to this test: Registry is the process's.
-	metrics.EventIngested("prov-ours", "delivered")
-	metrics.EventIngested("prov-ours", "delivered")
-	metrics.EventIngested("prov-ours", "bounced")
-	metrics.EventUnmatched("prov-ours")
-	metrics.EventDuplicate("prov-ours")
-	metrics.EventDuplicate("prov-ours")
-	metrics.PostbackAttempt("app.ours.example", false)
-	metrics.PostbackAttempt("app.ours.example", true)
-	metrics.PostbackLatency("app.ours.example", 40*time.Millisecond)
-	metrics.PostbackLatency("app.ours.example", 3*time.Second)
+	// Label values unique to this run: Registry is the process's (and -count=2
+	// runs the test twice in it).
+	prov, ep := "prov-"+nonce(), "app-"+nonce()+".example"
+	metrics.EventIngested(prov, "delivered")
+	metrics.EventIngested(prov, "delivered")
+	metrics.EventIngested(prov, "bounced")
+	metrics.EventUnmatched(prov)
+	metrics.EventDuplicate(prov)
+	metrics.EventDuplicate(prov)
+	metrics.PostbackAttempt(ep, false)
+	metrics.PostbackAttempt(ep, true)
+	metrics.PostbackLatency(ep, 40*time.Millisecond)
+	metrics.PostbackLatency(ep, 3*time.Second)
 
 	samples := parse(t, scrape(t))
 	tests := []struct {
@@ -117,16 +123,16 @@ func TestOurMetrics(t *testing.T) {
 		labels map[string]string
 		want   float64
 	}{
-		{"dispatchflow_events_ingested_total", map[string]string{"provider": "prov-ours", "type": "delivered"}, 2},
-		{"dispatchflow_events_ingested_total", map[string]string{"provider": "prov-ours", "type": "bounced"}, 1},
-		{"dispatchflow_events_unmatched_total", map[string]string{"provider": "prov-ours"}, 1},
-		{"dispatchflow_events_duplicate_total", map[string]string{"provider": "prov-ours"}, 2},
-		{"dispatchflow_postback_attempts_total", map[string]string{"endpoint": "app.ours.example", "outcome": "success"}, 1},
-		{"dispatchflow_postback_attempts_total", map[string]string{"endpoint": "app.ours.example", "outcome": "failure"}, 1},
-		{"dispatchflow_postback_latency_seconds_count", map[string]string{"endpoint": "app.ours.example"}, 2},
-		{"dispatchflow_postback_latency_seconds_sum", map[string]string{"endpoint": "app.ours.example"}, 3.04},
-		{"dispatchflow_postback_latency_seconds_bucket", map[string]string{"endpoint": "app.ours.example", "le": "0.05"}, 1},
-		{"dispatchflow_postback_latency_seconds_bucket", map[string]string{"endpoint": "app.ours.example", "le": "5"}, 2},
+		{"dispatchflow_events_ingested_total", map[string]string{"provider": prov, "type": "delivered"}, 2},
+		{"dispatchflow_events_ingested_total", map[string]string{"provider": prov, "type": "bounced"}, 1},
+		{"dispatchflow_events_unmatched_total", map[string]string{"provider": prov}, 1},
+		{"dispatchflow_events_duplicate_total", map[string]string{"provider": prov}, 2},
+		{"dispatchflow_postback_attempts_total", map[string]string{"endpoint": ep, "outcome": "success"}, 1},
+		{"dispatchflow_postback_attempts_total", map[string]string{"endpoint": ep, "outcome": "failure"}, 1},
+		{"dispatchflow_postback_latency_seconds_count", map[string]string{"endpoint": ep}, 2},
+		{"dispatchflow_postback_latency_seconds_sum", map[string]string{"endpoint": ep}, 3.04},
+		{"dispatchflow_postback_latency_seconds_bucket", map[string]string{"endpoint": ep, "le": "0.05"}, 1},
+		{"dispatchflow_postback_latency_seconds_bucket", map[string]string{"endpoint": ep, "le": "5"}, 2},
 	}
 	for _, tt := range tests {
 		got, ok := find(t, samples, tt.name, tt.labels)
@@ -150,7 +156,8 @@ func TestRuntimeMetrics(t *testing.T) {
 // the way, one name with different tag sets, counters, gauges and timers.
 func TestTemporalHandler(t *testing.T) {
 	t.Parallel()
-	h := metrics.TemporalHandler().WithTags(map[string]string{"namespace": "ns-handler", "client_name": "temporal_go"})
+	ns := "ns-" + nonce()
+	h := metrics.TemporalHandler().WithTags(map[string]string{"namespace": ns, "client_name": "temporal_go"})
 	req := h.WithTags(map[string]string{"operation": "StartWorkflowExecution"})
 	req.Counter("temporal_request").Inc(1)
 	req.Counter("temporal_request").Inc(2)
@@ -160,16 +167,19 @@ func TestTemporalHandler(t *testing.T) {
 	req.WithTags(map[string]string{"status_code": "Unavailable"}).Counter("temporal_request_failure").Inc(1)
 	req.Counter("temporal_request_failure").Inc(4)
 	// WithTags overrides a tag of the same key.
-	h.WithTags(map[string]string{"namespace": "ns-handler-2"}).Gauge("temporal_num_pollers").Update(2)
+	h.WithTags(map[string]string{"namespace": ns + "-2"}).Gauge("temporal_num_pollers").Update(2)
 	h.Gauge("temporal_num_pollers").Update(5)
 	h.Gauge("temporal_num_pollers").Update(3)
 	// A name already used by another kind is dropped, not served twice.
 	req.Gauge("temporal_request_latency").Update(7)
 	// Names and keys outside Prometheus's characters are made valid.
 	h.WithTags(map[string]string{"task-queue": "q"}).Counter("temporal.odd-name").Inc(1)
+	// Tags that would make an invalid metric are dropped (Gather fails otherwise).
+	h.WithTags(map[string]string{"task-queue": "a", "task_queue": "b"}).Counter("temporal_clash").Inc(1)
+	h.WithTags(map[string]string{"le": "x"}).Timer("temporal_le_latency").Record(time.Millisecond)
 
 	samples := parse(t, scrape(t))
-	base := map[string]string{"namespace": "ns-handler", "client_name": "temporal_go", "operation": "StartWorkflowExecution"}
+	base := map[string]string{"namespace": ns, "client_name": "temporal_go", "operation": "StartWorkflowExecution"}
 	with := func(extra map[string]string) map[string]string {
 		m := map[string]string{}
 		for k, v := range base {
@@ -193,9 +203,11 @@ func TestTemporalHandler(t *testing.T) {
 		{"temporal_request_latency_bucket", with(map[string]string{"le": "2.5"}), 2},
 		{"temporal_request_latency_bucket", with(map[string]string{"le": "+Inf"}), 2},
 		{"temporal_request_failure_total", with(map[string]string{"status_code": "Unavailable"}), 1},
-		{"temporal_num_pollers", map[string]string{"namespace": "ns-handler", "client_name": "temporal_go"}, 3},
-		{"temporal_num_pollers", map[string]string{"namespace": "ns-handler-2", "client_name": "temporal_go"}, 2},
-		{"temporal_odd_name_total", map[string]string{"task_queue": "q", "namespace": "ns-handler"}, 1},
+		{"temporal_num_pollers", map[string]string{"namespace": ns, "client_name": "temporal_go"}, 3},
+		{"temporal_num_pollers", map[string]string{"namespace": ns + "-2", "client_name": "temporal_go"}, 2},
+		{"temporal_odd_name_total", map[string]string{"task_queue": "q", "namespace": ns}, 1},
+		{"temporal_clash_total", map[string]string{"task_queue": "a", "namespace": ns}, 1},
+		{"temporal_le_latency_count", map[string]string{"namespace": ns}, 1},
 	}
 	for _, tt := range tests {
 		got, ok := find(t, samples, tt.name, tt.labels)
@@ -206,7 +218,7 @@ func TestTemporalHandler(t *testing.T) {
 	// The failure counter without status_code is its own series.
 	var n int
 	for _, s := range samples {
-		if s.name == "temporal_request_failure_total" && s.labels["namespace"] == "ns-handler" {
+		if s.name == "temporal_request_failure_total" && s.labels["namespace"] == ns {
 			n++
 			if _, ok := s.labels["status_code"]; !ok && s.value != 4 {
 				t.Errorf("temporal_request_failure_total without status_code = %v, want 4", s.value)
@@ -235,6 +247,7 @@ func transitionsWorkflow(ctx workflow.Context) error {
 
 func TestWorkflowMetrics(t *testing.T) {
 	t.Parallel()
+	before := parse(t, scrape(t)) // the labels are fixed: count what this run adds
 	var s testsuite.WorkflowTestSuite
 	s.SetMetricsHandler(metrics.TemporalHandler())
 	env := s.NewTestWorkflowEnvironment()
@@ -262,8 +275,9 @@ func TestWorkflowMetrics(t *testing.T) {
 	}
 	for _, tt := range tests {
 		got, ok := find(t, samples, tt.name, tt.labels)
-		if !ok || got != tt.want {
-			t.Errorf("%s%v = %v (found %v), want %v", tt.name, tt.labels, got, ok, tt.want)
+		was, _ := find(t, before, tt.name, tt.labels)
+		if !ok || got-was != tt.want {
+			t.Errorf("%s%v rose by %v (found %v), want %v", tt.name, tt.labels, got-was, ok, tt.want)
 		}
 	}
 	for _, s := range samples {

@@ -13,9 +13,9 @@ import (
 	"go.temporal.io/sdk/client"
 )
 
-// TimerBuckets are the histogram buckets, in seconds, of the Temporal SDK's timers
-// (request, task, activity and end-to-end latencies).
-var TimerBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600}
+// timerBuckets are the histogram buckets, in seconds, of the Temporal SDK's timers
+// (request, task, activity and end-to-end latencies): 1 ms to 1 h.
+var timerBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600}
 
 // sdk holds every metric emitted through TemporalHandler.
 var sdk = newSDKCollector()
@@ -111,7 +111,7 @@ type sdkCollector struct {
 type family struct {
 	kind   kind
 	desc   map[string]*prometheus.Desc // by label names joined with ","
-	series map[string]*series          // by labelKey
+	series map[string]*series          // by label names and values
 }
 
 type series struct {
@@ -123,7 +123,7 @@ type series struct {
 	mu      sync.Mutex // histogram
 	sum     float64
 	n       uint64
-	buckets []uint64 // per TimerBuckets bound, not cumulative
+	buckets []uint64 // per timerBuckets bound, not cumulative
 }
 
 func newSDKCollector() *sdkCollector { return &sdkCollector{families: map[string]*family{}} }
@@ -131,12 +131,15 @@ func newSDKCollector() *sdkCollector { return &sdkCollector{families: map[string
 // series returns the series of name with tags, creating it; nil when name is
 // already a metric of another kind (the first kind wins).
 func (c *sdkCollector) series(name string, k kind, tags map[string]string) *series {
-	names := slices.Sorted(maps.Keys(tags))
-	labels := make([]string, len(names))
-	values := make([]string, len(names))
-	for i, n := range names {
-		labels[i] = sanitizeLabel(n)
-		values[i] = strings.ToValidUTF8(tags[n], "?")
+	var labels, values []string
+	for _, n := range slices.Sorted(maps.Keys(tags)) {
+		l := sanitizeLabel(n)
+		// le is a histogram's own label; two tags may sanitize to one name.
+		if l == "le" || slices.Contains(labels, l) {
+			continue
+		}
+		labels = append(labels, l)
+		values = append(values, strings.ToValidUTF8(tags[n], "?"))
 	}
 	labelNames := strings.Join(labels, ",")
 	key := labelNames + "\xff" + strings.Join(values, "\xff")
@@ -161,7 +164,7 @@ func (c *sdkCollector) series(name string, k kind, tags map[string]string) *seri
 	}
 	s := &series{desc: d, values: values}
 	if k == kindHistogram {
-		s.buckets = make([]uint64, len(TimerBuckets))
+		s.buckets = make([]uint64, len(timerBuckets))
 	}
 	f.series[key] = s
 	return s
@@ -172,7 +175,7 @@ func (s *series) observe(v float64) {
 	defer s.mu.Unlock()
 	s.n++
 	s.sum += v
-	if i, _ := slices.BinarySearch(TimerBuckets, v); i < len(s.buckets) {
+	if i, _ := slices.BinarySearch(timerBuckets, v); i < len(s.buckets) {
 		s.buckets[i]++ // le is inclusive: v == bound lands in bound's bucket
 	}
 }
@@ -192,23 +195,29 @@ func (c *sdkCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	c.mu.Unlock()
 	for i, s := range all {
+		var m prometheus.Metric
+		var err error
 		switch kinds[i] {
 		case kindCounter:
-			ch <- prometheus.MustNewConstMetric(s.desc, prometheus.CounterValue, float64(s.count.Load()), s.values...)
+			m, err = prometheus.NewConstMetric(s.desc, prometheus.CounterValue, float64(s.count.Load()), s.values...)
 		case kindGauge:
-			ch <- prometheus.MustNewConstMetric(s.desc, prometheus.GaugeValue, math.Float64frombits(s.gauge.Load()), s.values...)
+			m, err = prometheus.NewConstMetric(s.desc, prometheus.GaugeValue, math.Float64frombits(s.gauge.Load()), s.values...)
 		case kindHistogram:
 			s.mu.Lock()
-			cum := make(map[float64]uint64, len(TimerBuckets))
+			cum := make(map[float64]uint64, len(timerBuckets))
 			var acc uint64
-			for j, b := range TimerBuckets {
+			for j, b := range timerBuckets {
 				acc += s.buckets[j]
 				cum[b] = acc
 			}
 			n, sum := s.n, s.sum
 			s.mu.Unlock()
-			ch <- prometheus.MustNewConstHistogram(s.desc, n, sum, cum, s.values...)
+			m, err = prometheus.NewConstHistogram(s.desc, n, sum, cum, s.values...)
 		}
+		if err != nil {
+			m = prometheus.NewInvalidMetric(s.desc, err) // reported by Gather; the scrape goes on
+		}
+		ch <- m
 	}
 }
 

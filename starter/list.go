@@ -53,8 +53,8 @@ var listFilters = []struct {
 	{"workspace", workflows.SearchWorkspace.GetName()},
 }
 
-// listMessages answers GET /v1/messages from Temporal visibility: newest first,
-// filtered by the search attributes each message keeps current. Visibility is
+// listMessages answers GET /v1/messages from Temporal visibility: open messages
+// first, then the most recently closed, filtered by the search attributes each message keeps current. Visibility is
 // eventually consistent: a message appears, and shows a new status, a moment
 // (usually well under a second) after the change.
 func (a *API) listMessages(w http.ResponseWriter, r *http.Request) {
@@ -129,7 +129,9 @@ func listQuery(get func(string) string) (string, error) {
 		}
 		clauses = append(clauses, fmt.Sprintf("%s = '%s'", f.attr, v))
 	}
-	return strings.Join(clauses, " AND ") + " ORDER BY StartTime DESC", nil
+	// No ORDER BY: SQL visibility stores (SQLite, PostgreSQL, MySQL) refuse it;
+	// every store lists open executions first, then by close time, newest first.
+	return strings.Join(clauses, " AND "), nil
 }
 
 func keyword(attrs map[string]*commonpb.Payload, name string) string {

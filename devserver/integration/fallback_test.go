@@ -211,7 +211,12 @@ func TestFallbackSMSConfirmedByStatusCallback(t *testing.T) {
 // back after the status postbacks.
 func TestFallbackNoEscalationAndBounce(t *testing.T) {
 	t.Parallel()
-	s := setup(t, func(c *config.Config) { c.PostbackFallbackOutcomes = true })
+	s := setup(t, func(c *config.Config) {
+		// The variable applies to the legacy DISPATCHFLOW_POSTBACK_URL endpoint,
+		// whose settings a message's own postback_url inherits (docs/postbacks.md);
+		// every message here has its own, so the legacy URL receives nothing.
+		c.PostbackURL, c.PostbackFallbackOutcomes = "https://legacy.example.com/unused", true
+	})
 	sandboxStep := map[string]any{"channel": "sandbox", "to": "+33612345678", "text": "hi"}
 	ok := s.sendFallback("ok@example.com", map[string]any{"delivered_within": "2s", "steps": []any{sandboxStep}})
 	bounce := s.sendFallback("bounce@example.com", map[string]any{"delivered_within": "1h", "steps": []any{sandboxStep}})

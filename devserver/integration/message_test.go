@@ -21,7 +21,7 @@ import (
 
 // maxHappyPathEvents is the history length of a delivered message (measured:
 // README "Design notes").
-const maxHappyPathEvents = 22
+const maxHappyPathEvents = 25
 
 func TestHappyPath(t *testing.T) {
 	t.Parallel()

@@ -340,6 +340,7 @@ func TestPostbackGoneDisablesThenReplay(t *testing.T) {
 
 	var eps endpointsView
 	eventually(t, "GET /v1/endpoints shows the endpoint disabled", func() bool {
+		eps = endpointsView{}
 		s.do("GET", "/v1/endpoints", nil, &eps)
 		return len(eps.Endpoints) == 1 && !eps.Endpoints[0].Enabled
 	})
@@ -374,6 +375,7 @@ func TestPostbackGoneDisablesThenReplay(t *testing.T) {
 		t.Fatalf("enable: %d %+v", resp.StatusCode, on)
 	}
 	eventually(t, "GET /v1/endpoints shows the endpoint enabled", func() bool {
+		eps = endpointsView{}
 		s.do("GET", "/v1/endpoints", nil, &eps)
 		return len(eps.Endpoints) == 1 && eps.Endpoints[0].Enabled && eps.Endpoints[0].DisabledReason == ""
 	})
