@@ -51,7 +51,7 @@ func statusOf(err error) int {
 	switch {
 	case errors.As(err, &he):
 		return he.code
-	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrFallbackConflict:
+	case errors.As(err, &appErr) && (appErr.Type() == workflows.ErrFallbackConflict || appErr.Type() == workflows.ErrReplayNothing):
 		return http.StatusConflict
 	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrFallbackInvalid:
 		return http.StatusBadRequest
