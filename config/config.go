@@ -86,9 +86,11 @@ type Config struct {
 	FallbackOn []string `envconfig:"FALLBACK_ON" default:"bounced,aborted" desc:"fallback: default statuses that escalate at once"`
 	// FallbackRetryWindow: how long a fallback step's transient failures are retried. Defaults to 1h.
 	FallbackRetryWindow time.Duration `envconfig:"FALLBACK_RETRY_WINDOW" default:"1h" desc:"fallback: how long a step's transient failures are retried"`
-	// PostbackFallbackOutcomes posts fallback_sent / fallback_failed to the postback
-	// endpoint (outside Braze's five statuses: opt in). Defaults to false.
-	PostbackFallbackOutcomes bool `envconfig:"POSTBACK_FALLBACK_OUTCOMES" default:"false" desc:"post fallback_sent / fallback_failed postbacks"`
+	// PostbackFallbackOutcomes posts fallback_sent / fallback_failed to
+	// DISPATCHFLOW_POSTBACK_URL and to messages' own postback_url (outside Braze's
+	// five statuses: opt in). With an endpoints file, each endpoint's
+	// fallback_outcomes decides instead. Defaults to false.
+	PostbackFallbackOutcomes bool `envconfig:"POSTBACK_FALLBACK_OUTCOMES" default:"false" desc:"post fallback_sent / fallback_failed postbacks (without an endpoints file)"`
 	// Twilio* configure the sms fallback channel (a Twilio-compatible Messages API).
 	// The channel is usable when TwilioAccountSID is set.
 	TwilioBaseURL    string `envconfig:"TWILIO_BASE_URL" default:"https://api.twilio.com" desc:"sms fallback: Messages API origin"`

@@ -19,6 +19,9 @@ import (
 func (a *API) routes(ws, postbackURL string) ([]workflows.Route, error) {
 	if postbackURL != "" {
 		ep := a.endpoints.Inherit(ws, postbackURL)
+		if a.cfg.EndpointsFile == "" && a.cfg.PostbackFallbackOutcomes {
+			ep.FallbackOutcomes = true // without a file, the variable speaks for every URL
+		}
 		return []workflows.Route{{URL: postbackURL, Label: ep.Label(), Events: routeEvents(ep)}}, nil
 	}
 	eps := a.endpoints.ForWorkspace(ws)
