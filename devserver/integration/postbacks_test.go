@@ -150,7 +150,7 @@ func withShortRetries(t *testing.T, delays ...string) func(*config.Config) {
 // webhook-id, and distinct postbacks have distinct ones, as in the state.
 func TestPostbackSignatures(t *testing.T) {
 	t.Parallel()
-	oldSecret, newSecret := newSecret(t), newSecret(t)
+	oldSecret, newerSecret := newSecret(t), newSecret(t)
 	h := newHook(t, func(n int) int {
 		if n == 1 {
 			return http.StatusInternalServerError // the sent postback is retried once
@@ -159,7 +159,7 @@ func TestPostbackSignatures(t *testing.T) {
 	})
 	epID := uniqueID("signed")
 	s := setup(t, withEndpoints(t, map[string]any{
-		"id": epID, "url": h.URL + "/hooks", "secrets": []string{oldSecret, newSecret}, "schedule": schedule(3, "200ms"),
+		"id": epID, "url": h.URL + "/hooks", "secrets": []string{oldSecret, newerSecret}, "schedule": schedule(3, "200ms"),
 	}))
 	id := s.send(message.SendRequest{To: "ok@example.com", Subject: "s", Text: "t"})
 	eventually(t, "3 postbacks acknowledged", func() bool { return len(h.acked(id)) == 3 })
@@ -168,7 +168,7 @@ func TestPostbackSignatures(t *testing.T) {
 	if len(reqs) != 4 {
 		t.Fatalf("%d requests, want 4 (sent twice, processed, delivered)", len(reqs))
 	}
-	for _, secret := range []string{oldSecret, newSecret} {
+	for _, secret := range []string{oldSecret, newerSecret} {
 		wh, err := standardwebhooks.NewWebhook(secret)
 		if err != nil {
 			t.Fatal(err)
@@ -208,7 +208,7 @@ func TestPostbackSignatures(t *testing.T) {
 	}
 	// No secret leaks into the state.
 	raw, _ := json.Marshal(st)
-	for _, secret := range []string{oldSecret, newSecret} {
+	for _, secret := range []string{oldSecret, newerSecret} {
 		if strings.Contains(string(raw), strings.TrimPrefix(secret, "whsec_")) {
 			t.Errorf("the message's state holds a signing secret")
 		}
