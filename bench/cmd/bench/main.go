@@ -126,6 +126,7 @@ func run(o options) error {
 			fmt.Sprintf("DISPATCHFLOW_HTTP_ADDR=127.0.0.1:%d", port),
 			"DISPATCHFLOW_TASK_QUEUE=" + sys.queue,
 			"DISPATCHFLOW_POSTBACK_URL=" + rec.url,
+			"DISPATCHFLOW_ALLOW_NETWORKS=127.0.0.0/8", // the receiver is on loopback
 			"DISPATCHFLOW_LOG_LEVEL=warn",
 			"DISPATCHFLOW_EAGER_START=" + strconv.FormatBool(o.eager),
 		}
@@ -381,7 +382,7 @@ func measureScale(ctx context.Context, c client.Client, o options, addr, dir str
 	port := freePort()
 	p, err := start(ctx, dir, "dispatchflow-scale", filepath.Join(o.bin, "dispatchflow"), []string{
 		"TEMPORAL_ADDRESS=" + addr, fmt.Sprintf("DISPATCHFLOW_HTTP_ADDR=127.0.0.1:%d", port),
-		"DISPATCHFLOW_TASK_QUEUE=bench-scale", "DISPATCHFLOW_POSTBACK_URL=" + rec.url, "DISPATCHFLOW_LOG_LEVEL=warn",
+		"DISPATCHFLOW_TASK_QUEUE=bench-scale", "DISPATCHFLOW_POSTBACK_URL=" + rec.url, "DISPATCHFLOW_ALLOW_NETWORKS=127.0.0.0/8", "DISPATCHFLOW_LOG_LEVEL=warn",
 	}, "serve")
 	if err != nil {
 		return "", err
