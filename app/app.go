@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
+	"github.com/dispatchflow/dispatchflow/codec"
 	"github.com/dispatchflow/dispatchflow/config"
 	"github.com/dispatchflow/dispatchflow/metrics"
 	"github.com/dispatchflow/dispatchflow/starter"
@@ -31,12 +32,25 @@ type Roles struct {
 // workflow and activity lines with dispatch_id, see NewLogger) and reports its
 // metrics to metrics.Registry, as does workflow code (metrics.StatusTransition).
 func Dial(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.Client, error) {
-	c, err := client.DialContext(ctx, client.Options{
+	opts := client.Options{
 		HostPort:       cfg.Temporal.Address,
 		Namespace:      cfg.Temporal.Namespace,
 		Logger:         sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
 		MetricsHandler: metrics.TemporalHandler(),
-	})
+	}
+	if cfg.PayloadKey != "" {
+		key, err := codec.ParseKey(cfg.PayloadKey)
+		if err != nil {
+			return nil, fmt.Errorf("DISPATCHFLOW_PAYLOAD_KEY: %w", err)
+		}
+		aes, err := codec.NewAES(key)
+		if err != nil {
+			return nil, fmt.Errorf("DISPATCHFLOW_PAYLOAD_KEY: %w", err)
+		}
+		opts.DataConverter = codec.DataConverter(aes)
+		logger.Info("Temporal payloads are encrypted", "key_id", aes.KeyID())
+	}
+	c, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to Temporal at %s (TEMPORAL_ADDRESS), namespace %s (TEMPORAL_NAMESPACE): %w",
 			cfg.Temporal.Address, cfg.Temporal.Namespace, err)

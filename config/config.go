@@ -13,6 +13,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/dispatchflow/dispatchflow/codec"
 	"github.com/dispatchflow/dispatchflow/fallback"
 	"github.com/dispatchflow/dispatchflow/intake"
 	"github.com/dispatchflow/dispatchflow/message"
@@ -110,6 +111,11 @@ type Config struct {
 	// DevInbox mounts /dev/inbox on the API: a postback endpoint that keeps what it
 	// receives, for trying dispatchflow out (make run turns it on). Defaults to false.
 	DevInbox bool `envconfig:"DEV_INBOX" default:"false" desc:"serve /dev/inbox, a postback receiver for trying things out"`
+	// PayloadKey encrypts every payload dispatchflow hands to Temporal (AES-256-GCM,
+	// 32 bytes in base64): the message's address, subject and body are then stored
+	// and shown as ciphertext. Every process of a deployment needs the same key.
+	// Empty: payloads are stored in clear.
+	PayloadKey string `envconfig:"PAYLOAD_KEY" desc:"encrypt Temporal payloads with this AES-256 key (32 bytes, base64; same on every process)"`
 	// LogLevel: debug, info, warn or error. Defaults to info.
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info" desc:"debug | info | warn | error"`
 	// LogFormat: "text" (logfmt-like key=value) or "json" (one object per line). Defaults to text.
@@ -259,6 +265,11 @@ func (c *Config) validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("DISPATCHFLOW_LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	if c.PayloadKey != "" {
+		if _, err := codec.ParseKey(c.PayloadKey); err != nil {
+			return fmt.Errorf("DISPATCHFLOW_PAYLOAD_KEY: %w", err)
+		}
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("DISPATCHFLOW_LOG_FORMAT: %q is not one of text, json", c.LogFormat)
