@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/dispatchflow/dispatchflow/metrics"
+	"github.com/dispatchflow/dispatchflow/metrics/metricstest"
 )
 
 // nonce makes label values unique to one run of a test.
@@ -40,67 +41,6 @@ func scrape(t *testing.T) string {
 	return string(body)
 }
 
-// sample is one line of the text format: name{labels} value.
-type sample struct {
-	name   string
-	labels map[string]string
-	value  float64
-}
-
-func parse(t *testing.T, body string) []sample {
-	t.Helper()
-	var out []sample
-	for line := range strings.Lines(body) {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatalf("line %q: %v", line, err)
-		}
-		s := sample{labels: map[string]string{}, value: v}
-		s.name, _, _ = strings.Cut(line[:i], "{")
-		if _, ls, ok := strings.Cut(line[:i], "{"); ok {
-			for _, pair := range strings.Split(strings.TrimSuffix(ls, "}"), `",`) {
-				k, v, _ := strings.Cut(pair, "=")
-				s.labels[k] = strings.Trim(v, `"`)
-			}
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
-// find returns the value of the one sample of name carrying labels (others may
-// be present too), and whether there is one.
-func find(t *testing.T, samples []sample, name string, labels map[string]string) (float64, bool) {
-	t.Helper()
-	var found []float64
-	for _, s := range samples {
-		if s.name != name {
-			continue
-		}
-		match := true
-		for k, v := range labels {
-			if s.labels[k] != v {
-				match = false
-			}
-		}
-		if match {
-			found = append(found, s.value)
-		}
-	}
-	if len(found) > 1 {
-		t.Fatalf("%s%v: %d samples, want one", name, labels, len(found))
-	}
-	if len(found) == 0 {
-		return 0, false
-	}
-	return found[0], true
-}
-
 func TestOurMetrics(t *testing.T) {
 	t.Parallel()
 	// Label values unique to this run: Registry is the process's (and -count=2
@@ -117,7 +57,7 @@ func TestOurMetrics(t *testing.T) {
 	metrics.PostbackLatency(ep, 40*time.Millisecond)
 	metrics.PostbackLatency(ep, 3*time.Second)
 
-	samples := parse(t, scrape(t))
+	samples := metricstest.Parse(t, scrape(t))
 	tests := []struct {
 		name   string
 		labels map[string]string
@@ -135,7 +75,7 @@ func TestOurMetrics(t *testing.T) {
 		{"dispatchflow_postback_latency_seconds_bucket", map[string]string{"endpoint": ep, "le": "5"}, 2},
 	}
 	for _, tt := range tests {
-		got, ok := find(t, samples, tt.name, tt.labels)
+		got, ok := metricstest.Value(samples, tt.name, tt.labels)
 		if !ok || got != tt.want {
 			t.Errorf("%s%v = %v (found %v), want %v", tt.name, tt.labels, got, ok, tt.want)
 		}
@@ -144,9 +84,9 @@ func TestOurMetrics(t *testing.T) {
 
 func TestRuntimeMetrics(t *testing.T) {
 	t.Parallel()
-	samples := parse(t, scrape(t))
+	samples := metricstest.Parse(t, scrape(t))
 	for _, name := range []string{"go_goroutines", "go_memstats_heap_alloc_bytes", "process_cpu_seconds_total", "process_resident_memory_bytes"} {
-		if v, ok := find(t, samples, name, nil); !ok || v <= 0 {
+		if v, ok := metricstest.Value(samples, name, nil); !ok || v <= 0 {
 			t.Errorf("%s = %v (found %v), want a positive value", name, v, ok)
 		}
 	}
@@ -178,7 +118,7 @@ func TestTemporalHandler(t *testing.T) {
 	h.WithTags(map[string]string{"task-queue": "a", "task_queue": "b"}).Counter("temporal_clash").Inc(1)
 	h.WithTags(map[string]string{"le": "x"}).Timer("temporal_le_latency").Record(time.Millisecond)
 
-	samples := parse(t, scrape(t))
+	samples := metricstest.Parse(t, scrape(t))
 	base := map[string]string{"namespace": ns, "client_name": "temporal_go", "operation": "StartWorkflowExecution"}
 	with := func(extra map[string]string) map[string]string {
 		m := map[string]string{}
@@ -210,7 +150,7 @@ func TestTemporalHandler(t *testing.T) {
 		{"temporal_le_latency_count", map[string]string{"namespace": ns}, 1},
 	}
 	for _, tt := range tests {
-		got, ok := find(t, samples, tt.name, tt.labels)
+		got, ok := metricstest.Value(samples, tt.name, tt.labels)
 		if !ok || got != tt.want {
 			t.Errorf("%s%v = %v (found %v), want %v", tt.name, tt.labels, got, ok, tt.want)
 		}
@@ -218,17 +158,17 @@ func TestTemporalHandler(t *testing.T) {
 	// The failure counter without status_code is its own series.
 	var n int
 	for _, s := range samples {
-		if s.name == "temporal_request_failure_total" && s.labels["namespace"] == ns {
+		if s.Name == "temporal_request_failure_total" && s.Labels["namespace"] == ns {
 			n++
-			if _, ok := s.labels["status_code"]; !ok && s.value != 4 {
-				t.Errorf("temporal_request_failure_total without status_code = %v, want 4", s.value)
+			if _, ok := s.Labels["status_code"]; !ok && s.Value != 4 {
+				t.Errorf("temporal_request_failure_total without status_code = %v, want 4", s.Value)
 			}
 		}
 	}
 	if n != 2 {
 		t.Errorf("temporal_request_failure_total: %d series, want 2", n)
 	}
-	if v, ok := find(t, samples, "temporal_request_latency", base); ok {
+	if v, ok := metricstest.Value(samples, "temporal_request_latency", base); ok {
 		t.Errorf("temporal_request_latency also served as a gauge (%v); want the histogram only", v)
 	}
 }
@@ -247,7 +187,7 @@ func transitionsWorkflow(ctx workflow.Context) error {
 
 func TestWorkflowMetrics(t *testing.T) {
 	t.Parallel()
-	before := parse(t, scrape(t)) // the labels are fixed: count what this run adds
+	before := metricstest.Parse(t, scrape(t)) // the labels are fixed: count what this run adds
 	var s testsuite.WorkflowTestSuite
 	s.SetMetricsHandler(metrics.TemporalHandler())
 	env := s.NewTestWorkflowEnvironment()
@@ -259,7 +199,7 @@ func TestWorkflowMetrics(t *testing.T) {
 
 	// The test environment tags no workflow_type (a worker does: see
 	// devserver/integration/metrics_test.go).
-	samples := parse(t, scrape(t))
+	samples := metricstest.Parse(t, scrape(t))
 	tests := []struct {
 		name   string
 		labels map[string]string
@@ -274,14 +214,14 @@ func TestWorkflowMetrics(t *testing.T) {
 		{"dispatchflow_fallback_escalations_total", map[string]string{"reason": "other"}, 1},
 	}
 	for _, tt := range tests {
-		got, ok := find(t, samples, tt.name, tt.labels)
-		was, _ := find(t, before, tt.name, tt.labels)
+		got, ok := metricstest.Value(samples, tt.name, tt.labels)
+		was, _ := metricstest.Value(before, tt.name, tt.labels)
 		if !ok || got-was != tt.want {
 			t.Errorf("%s%v rose by %v (found %v), want %v", tt.name, tt.labels, got-was, ok, tt.want)
 		}
 	}
 	for _, s := range samples {
-		if s.labels["reason"] == "550 5.1.1 user unknown" {
+		if s.Labels["reason"] == "550 5.1.1 user unknown" {
 			t.Errorf("free-text reason became a label: %+v", s)
 		}
 	}

@@ -474,23 +474,41 @@ func (a *API) resolve(ctx context.Context, events []message.Event) error {
 	type key struct{ provider, messageID string }
 	found := map[key]string{}
 	for i := range events {
-		ev := &events[i]
-		if ev.DispatchID != "" || ev.MessageID == "" {
-			continue
+		if ev := events[i]; ev.DispatchID == "" && ev.MessageID != "" {
+			found[key{ev.Provider, ev.MessageID}] = ""
 		}
-		k := key{ev.Provider, ev.MessageID}
-		id, done := found[k]
-		if !done {
-			resolved, ok, err := a.resolveMessageID(ctx, ev.Provider, ev.MessageID)
+	}
+	// Two passes at most: the misses of the first are looked up again once, after
+	// resolveRetryAfter, for the whole request — visibility lags the workflow.
+	for pass := 0; pass < 2; pass++ {
+		missed := 0
+		for k, id := range found {
+			if id != "" {
+				continue
+			}
+			resolved, ok, err := a.resolveMessageID(ctx, k.provider, k.messageID)
 			if err != nil {
-				return fmt.Errorf("finding the message of %s message id %q: %w", ev.Provider, ev.MessageID, err)
+				return fmt.Errorf("finding the message of %s message id %q: %w", k.provider, k.messageID, err)
 			}
 			if ok {
-				id = resolved
+				found[k] = resolved
+			} else {
+				missed++
 			}
-			found[k] = id
 		}
-		ev.DispatchID = id
+		if missed == 0 || pass == 1 {
+			break
+		}
+		select {
+		case <-time.After(resolveRetryAfter):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	for i := range events {
+		if ev := &events[i]; ev.DispatchID == "" && ev.MessageID != "" {
+			ev.DispatchID = found[key{ev.Provider, ev.MessageID}]
+		}
 	}
 	return nil
 }

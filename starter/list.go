@@ -148,25 +148,12 @@ func keyword(attrs map[string]*commonpb.Payload, name string) string {
 
 // resolveByMessageID finds the message an ESP event names only by the provider's
 // message id, through the EspMessageId search attribute the workflow sets when the
-// ESP accepts the message. Visibility lags a moment behind the workflow, so a miss
-// is looked up once more after resolveRetryAfter before the event counts as unmatched.
-func (a *API) resolveByMessageID(ctx context.Context, provider, messageID string) (string, bool, error) {
-	id, ok, err := a.lookupMessageID(ctx, provider, messageID)
-	if ok || err != nil {
-		return id, ok, err
-	}
-	select {
-	case <-time.After(resolveRetryAfter):
-	case <-ctx.Done():
-		return "", false, ctx.Err()
-	}
-	return a.lookupMessageID(ctx, provider, messageID)
-}
-
-// resolveRetryAfter is the wait before a missed message id is looked up again.
+// ESP accepts the message. Visibility lags a moment behind the workflow: resolve
+// looks the misses of a whole request up once more after resolveRetryAfter.
+// resolveRetryAfter is the wait before a request's missed message ids are looked up again.
 const resolveRetryAfter = time.Second
 
-func (a *API) lookupMessageID(ctx context.Context, provider, messageID string) (string, bool, error) {
+func (a *API) resolveByMessageID(ctx context.Context, provider, messageID string) (string, bool, error) {
 	if messageID == "" || strings.ContainsAny(messageID+provider, `'"\`) || len(messageID) > 512 {
 		return "", false, nil
 	}

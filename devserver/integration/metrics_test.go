@@ -3,8 +3,6 @@ package integration
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -15,6 +13,7 @@ import (
 	"github.com/dispatchflow/dispatchflow/app"
 	"github.com/dispatchflow/dispatchflow/config"
 	"github.com/dispatchflow/dispatchflow/message"
+	"github.com/dispatchflow/dispatchflow/metrics/metricstest"
 	"github.com/dispatchflow/dispatchflow/worker"
 	"github.com/dispatchflow/dispatchflow/workflows"
 )
@@ -29,7 +28,7 @@ func TestMetrics(t *testing.T) {
 	endpoint := mustHost(t, s.postback.URL)
 	// Registry is the process's: with -count=2 this test's labels are already
 	// there. What counts is what this run adds.
-	before := scrapeMetrics(t, s.api+"/metrics")
+	before := metricstest.Scrape(t, s.api+"/metrics")
 	var ids []string
 	for range 2 {
 		ids = append(ids, s.send(message.SendRequest{To: "ok@example.com", Subject: "Your order", Text: "Thanks.", PostbackURL: s.postback.URL}))
@@ -68,7 +67,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("transitions %v, %v postbacks: want a delivered and a bounced message's", wantTransitions, postbacks)
 	}
 
-	samples := scrapeMetrics(t, s.api+"/metrics")
+	samples := metricstest.Scrape(t, s.api+"/metrics")
 	tq := map[string]string{"task_queue": s.cfg.TaskQueue}
 	tests := []struct {
 		name   string
@@ -96,8 +95,8 @@ func TestMetrics(t *testing.T) {
 		}{"dispatchflow_status_transitions_total", labels, equals(n), strconv.FormatFloat(n, 'f', -1, 64) + " (once per change, replays not counted)"})
 	}
 	for _, tt := range tests {
-		got, ok := sampleValue(t, samples, tt.name, tt.labels)
-		was, _ := sampleValue(t, before, tt.name, tt.labels)
+		got, ok := metricstest.Value(samples, tt.name, tt.labels)
+		was, _ := metricstest.Value(before, tt.name, tt.labels)
 		if !ok || !tt.want(got-was) {
 			t.Errorf("%s%v rose by %v (found %v), want %s", tt.name, tt.labels, got-was, ok, tt.what)
 		}
@@ -194,78 +193,4 @@ func mustHost(t *testing.T, raw string) string {
 		t.Fatal(err)
 	}
 	return u.Host
-}
-
-// metricSample is one line of the Prometheus text format: name{labels} value.
-type metricSample struct {
-	name   string
-	labels map[string]string
-	value  float64
-}
-
-// scrapeMetrics GETs a /metrics URL and parses the text format.
-func scrapeMetrics(t *testing.T, u string) []metricSample {
-	t.Helper()
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
-		t.Fatalf("GET %s: got %d %s, want 200 text/plain", u, resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	var out []metricSample
-	for line := range strings.Lines(string(body)) {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatalf("line %q: %v", line, err)
-		}
-		s := metricSample{labels: map[string]string{}, value: v}
-		name, ls, ok := strings.Cut(line[:i], "{")
-		s.name = name
-		if ok {
-			for _, pair := range strings.Split(strings.TrimSuffix(ls, "}"), `",`) {
-				k, v, _ := strings.Cut(pair, "=")
-				s.labels[k] = strings.Trim(v, `"`)
-			}
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
-// sampleValue is the sum of the samples of name carrying labels (they may carry
-// others, such as the SDK's status_code on a retried request), and whether there
-// is one.
-func sampleValue(t *testing.T, samples []metricSample, name string, labels map[string]string) (float64, bool) {
-	t.Helper()
-	var found []float64
-	for _, s := range samples {
-		if s.name != name {
-			continue
-		}
-		match := true
-		for k, v := range labels {
-			if s.labels[k] != v {
-				match = false
-			}
-		}
-		if match {
-			found = append(found, s.value)
-		}
-	}
-	if len(found) == 0 {
-		return 0, false
-	}
-	sum := 0.0
-	for _, v := range found {
-		sum += v
-	}
-	return sum, true
 }
