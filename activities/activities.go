@@ -127,10 +127,11 @@ func (a *Activities) Send(ctx context.Context, in SendInput) (SendResult, error)
 // PostbackInput is the input of Postback.
 type PostbackInput struct {
 	// EndpointID names a configured endpoint (Activities.Endpoints). Empty with URL
-	// set: a message's own postback_url, sent with its workspace's settings
-	// (postback.Set.Inherit).
+	// set: a message's own ad-hoc postback_url, sent without credentials and signed
+	// with its workspace's own secret (postback.Set.AdHoc).
 	EndpointID string
-	// URL is a message's own postback_url, when EndpointID is empty.
+	// URL is a message's own postback_url: with EndpointID, a URL that endpoint
+	// covers (postback.Endpoint.Covers), sent with its settings; without, ad hoc.
 	URL string
 	// Workspace of the message, for URL's settings. Defaults to "default".
 	Workspace string
@@ -264,9 +265,17 @@ func (a *Activities) postbackEndpoint(in PostbackInput) (postback.Endpoint, erro
 		if !ok {
 			return postback.Endpoint{}, fmt.Errorf("endpoint %s is not configured", in.EndpointID)
 		}
+		if in.URL != "" {
+			// Checked again here, where the credentials are: they go only to the
+			// URL they were registered for, or below it.
+			if !ep.Covers(in.URL) {
+				return postback.Endpoint{}, fmt.Errorf("endpoint %s does not cover the message's postback_url", in.EndpointID)
+			}
+			ep.URL = in.URL
+		}
 		return ep, nil
 	case in.URL != "":
-		return a.Endpoints.Inherit(in.Workspace, in.URL), nil
+		return a.Endpoints.AdHoc(in.Workspace, in.URL), nil
 	}
 	return postback.Endpoint{}, errors.New("postback has neither an endpoint nor a URL")
 }

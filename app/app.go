@@ -59,41 +59,63 @@ func Dial(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.C
 }
 
 // Run runs roles on client c until ctx is done or one of them ends; the first
-// error is returned. The API serves /metrics; a worker without the API serves it
-// on cfg.MetricsAddr (unless empty).
+// error is returned. The API serves the management routes on cfg.HTTPAddr and the
+// ESP intake there too, or on cfg.IntakeAddr when set. /metrics is served on its
+// own listener, cfg.MetricsAddr (unless empty), never on a listener that faces
+// the ESPs — unless cfg.MetricsAddr is cfg.HTTPAddr, which asks for exactly that.
 func Run(ctx context.Context, c client.Client, cfg config.Config, logger *slog.Logger, roles Roles) error {
 	if !roles.API && !roles.Worker {
 		return errors.New("nothing to run")
 	}
+	if roles.API {
+		if err := cfg.ValidateAPI(); err != nil {
+			return err
+		}
+		if cfg.Auth == "off" {
+			logger.Warn("DISPATCHFLOW_AUTH=off: the management API needs no key; anyone who reaches " + cfg.HTTPAddr + " may send, read and change every workspace's messages")
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
+	errc := make(chan error, 4)
 	n := 0
 	if roles.Worker {
 		n++
 		go func() { errc <- worker.Run(ctx, c, cfg, logger) }()
 	}
-	if roles.Worker && !roles.API && cfg.MetricsAddr != "" {
+	metricsOnAPI := roles.API && cfg.MetricsAddr == cfg.HTTPAddr
+	if cfg.MetricsAddr != "" && !metricsOnAPI {
 		n++
 		go func() { errc <- ServeMetrics(ctx, cfg.MetricsAddr, logger) }()
 	}
 	if roles.API {
+		api := starter.New(c, cfg, logger)
+		h := api.Handler()
+		if metricsOnAPI {
+			mux := http.NewServeMux()
+			mux.Handle("/", h)
+			mux.Handle("GET /metrics", metrics.Handler())
+			h = mux
+		}
 		n++
-		h := starter.New(c, cfg, logger).Handler()
-		go func() { errc <- starter.Serve(ctx, cfg.HTTPAddr, h, logger) }()
+		go func() { errc <- starter.Serve(ctx, "API", cfg.HTTPAddr, h, logger) }()
+		if ih := api.IntakeHandler(); ih != nil {
+			n++
+			go func() { errc <- starter.Serve(ctx, "intake", cfg.IntakeAddr, ih, logger) }()
+		}
 	}
 	var first error
 	for range n {
 		if err := <-errc; err != nil && first == nil {
 			first = err
 		}
-		cancel() // one role ending stops the other
+		cancel() // one role ending stops the others
 	}
 	return first
 }
 
 // ServeMetrics serves GET /metrics (metrics.Handler) on addr until ctx is done:
-// the metrics of a process without the API.
+// the process's metrics, on a listener of their own.
 func ServeMetrics(ctx context.Context, addr string, logger *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -101,7 +123,8 @@ func ServeMetrics(ctx context.Context, addr string, logger *slog.Logger) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	logger.Info("metrics listening", "addr", ln.Addr().String())

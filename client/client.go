@@ -1,7 +1,8 @@
 // Package client is a Go client of dispatchflow's HTTP API, the one the
 // dispatchflow command line uses. Each call returns the API's answer decoded, with
 // its JSON kept verbatim in Raw for callers that pass it on (--json); a non-2xx
-// answer is an *Error carrying the API's {"error"} message.
+// answer is an *Error carrying the API's {"error"} message. WithAPIKey
+// authenticates every request with an API key (see package auth).
 //
 // Requests go through go-retryablehttp: network errors and 429/502/503/504 are
 // retried a few times with a short backoff, except a send without
@@ -13,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -32,13 +34,29 @@ const maxAnswerBytes = 16 << 20
 
 // Client calls one dispatchflow API. Create it with New.
 type Client struct {
-	base *url.URL
-	http *retryablehttp.Client
+	base   *url.URL
+	http   *retryablehttp.Client
+	apiKey string
 }
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithAPIKey sends key as "Authorization: Bearer <key>" with every request. An
+// empty key sends no Authorization header (an API without keys). The key never
+// appears in the client's errors. Go's HTTP client drops the header on a
+// redirect to another host.
+func WithAPIKey(key string) Option {
+	return func(c *Client) { c.apiKey = key }
+}
+
+// ErrInvalidAPIKey is New's error for a key with characters a header cannot
+// carry, or that no key has (spaces, control or non-ASCII characters).
+var ErrInvalidAPIKey = errors.New("API key contains spaces, control or non-ASCII characters")
 
 // New returns a client of the API at baseURL ("http://localhost:8080"), with up to
 // 3 retries per call (see the package doc) and 30 s per attempt.
-func New(baseURL string) (*Client, error) {
+func New(baseURL string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("API address %q is not an absolute http(s) URL", baseURL)
@@ -53,7 +71,16 @@ func New(baseURL string) (*Client, error) {
 	h.CheckRetry = retryPolicy
 	// The last answer is handed back whatever its status, so that its {"error"} is read.
 	h.ErrorHandler = retryablehttp.PassthroughErrorHandler
-	return &Client{base: u, http: h}, nil
+	c := &Client{base: u, http: h}
+	for _, opt := range opts {
+		opt(c)
+	}
+	// Checked here, once, rather than failing every request; the error does not
+	// quote the key.
+	if strings.ContainsFunc(c.apiKey, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+		return nil, ErrInvalidAPIKey
+	}
+	return c, nil
 }
 
 // Error is a non-2xx answer of the API.
@@ -321,6 +348,9 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+c.apiKey)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -340,7 +370,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 		return nil, fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		return nil, answerError(resp.StatusCode, b)
+		return nil, answerError(resp.StatusCode, b, c.apiKey)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return nil, fmt.Errorf("%s %s: the answer is not the expected JSON: %w", method, path, err)
@@ -349,9 +379,14 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	return resp, nil
 }
 
-func answerError(code int, body []byte) error {
+// answerError is the *Error of a non-2xx answer. An API that echoed the key
+// back would not put it in the error: key is redacted from the message.
+func answerError(code int, body []byte, key string) error {
 	var e struct {
 		Error string `json:"error"`
+	}
+	if key != "" {
+		body = bytes.ReplaceAll(body, []byte(key), []byte("[redacted]"))
 	}
 	msg := http.StatusText(code)
 	if json.Unmarshal(body, &e) == nil && e.Error != "" {

@@ -127,3 +127,20 @@ func (c *AES) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) 
 func DataConverter(c *AES) converter.DataConverter {
 	return converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), c)
 }
+
+// ForKey returns the data converter of DISPATCHFLOW_PAYLOAD_KEY key (base64):
+// Temporal's default when key is empty, else DataConverter over its AES codec.
+func ForKey(key string) (converter.DataConverter, error) {
+	if key == "" {
+		return converter.GetDefaultDataConverter(), nil
+	}
+	k, err := ParseKey(key)
+	if err != nil {
+		return nil, err
+	}
+	aes, err := NewAES(k)
+	if err != nil {
+		return nil, err
+	}
+	return DataConverter(aes), nil
+}

@@ -9,10 +9,12 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/dispatchflow/dispatchflow/auth"
 	"github.com/dispatchflow/dispatchflow/codec"
 	"github.com/dispatchflow/dispatchflow/fallback"
 	"github.com/dispatchflow/dispatchflow/intake"
@@ -28,6 +30,24 @@ const Prefix = "DISPATCHFLOW"
 type Config struct {
 	// HTTPAddr is where the API listens. Defaults to ":8080".
 	HTTPAddr string `envconfig:"HTTP_ADDR" default:":8080" desc:"address the HTTP API listens on"`
+	// IntakeAddr, when set, is where the ESP intake (/v1/events/*, /v1/callbacks/*)
+	// listens instead of HTTPAddr: the one port that must face the internet, while
+	// the management API stays private. Empty: HTTPAddr serves both.
+	IntakeAddr string `envconfig:"INTAKE_ADDR" desc:"address of the ESP intake (/v1/events/*, /v1/callbacks/*) on its own listener (empty: on HTTP_ADDR)"`
+	// Auth is "on" (default): every management route needs an API key of
+	// APIKeysFile. "off" serves them to anyone who reaches the port — for a
+	// private network only; logged as a warning at every start.
+	Auth string `envconfig:"AUTH" default:"on" desc:"on | off: API keys required on management routes (off: anyone reaching the port may call them)"`
+	// APIKeysFile names the API keys file (YAML or JSON; see docs/security.md):
+	// the keys (stored as hashes), their workspaces, scopes, expiry, networks and
+	// rate limits, and each workspace's postback signing secrets. Required by
+	// the API unless Auth is off; the worker reads the signing secrets from it.
+	APIKeysFile string `envconfig:"API_KEYS_FILE" desc:"API keys and workspaces file, .yaml/.yml or .json (docs/security.md); required by the API unless AUTH=off"`
+	// IDSecret keys the dispatch_id derived from a workspace and external_send_id
+	// (HMAC-SHA256), so that nobody outside can compute one. At least 32
+	// characters; the same on every API process, and kept: changing it breaks the
+	// idempotency of sends retried across the change. Required by the API.
+	IDSecret string `envconfig:"ID_SECRET" desc:"secret (32+ characters) keying dispatch_ids derived from external_send_id; required by the API"`
 	// PublicURL is the API's base URL as ESPs reach it; the sandbox posts its events
 	// to {PublicURL}/v1/events/sandbox. Defaults to http://localhost:{port of HTTPAddr}.
 	PublicURL string `envconfig:"PUBLIC_URL" desc:"base URL at which ESPs reach the API (default http://localhost:<HTTP_ADDR port>)"`
@@ -120,10 +140,10 @@ type Config struct {
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info" desc:"debug | info | warn | error"`
 	// LogFormat: "text" (logfmt-like key=value) or "json" (one object per line). Defaults to text.
 	LogFormat string `envconfig:"LOG_FORMAT" default:"text" desc:"log format: text | json"`
-	// MetricsAddr is where a worker-only process (dispatchflow worker) serves
-	// /metrics; with the API in the process, the API's /metrics serves them
-	// instead. Empty: no metrics listener. Defaults to ":9090".
-	MetricsAddr string `envconfig:"METRICS_ADDR" default:":9090" desc:"address a worker-only process serves /metrics on (empty: none)"`
+	// MetricsAddr is where every process serves /metrics, on a listener of its
+	// own so that metrics never face the ESPs. Set it to HTTPAddr to serve them on
+	// the API's listener instead. Empty: no metrics listener. Defaults to ":9090".
+	MetricsAddr string `envconfig:"METRICS_ADDR" default:":9090" desc:"address every process serves /metrics on (empty: none; the API's HTTP_ADDR: on the API)"`
 
 	// EndpointsFile names the postback endpoints file (YAML or JSON, see
 	// docs/postbacks.md). Empty: no configured endpoints (DISPATCHFLOW_POSTBACK_URL
@@ -133,6 +153,16 @@ type Config struct {
 	// despite the SSRF guard, which otherwise refuses loopback, private, link-local,
 	// CGNAT and metadata addresses. CIDR prefixes or single addresses. Defaults to none.
 	AllowNetworks []string `envconfig:"ALLOW_NETWORKS" desc:"CIDRs postbacks and fallback webhooks may reach despite the SSRF guard, e.g. 127.0.0.0/8,::1/128"`
+	// SMSAllowedCountries are the country calling codes ("1,33,44") fallback SMS
+	// may be sent to; required once the sms channel is configured (SMS pumping).
+	SMSAllowedCountries []string `envconfig:"SMS_ALLOWED_COUNTRIES" desc:"fallback SMS: allowed country calling codes, e.g. 1,33,44 (required with TWILIO_ACCOUNT_SID)"`
+	// FallbackWebhookHosts are hosts fallback webhook steps may post to, besides
+	// the hosts of the workspace's registered postback endpoints. Defaults to none.
+	FallbackWebhookHosts []string `envconfig:"FALLBACK_WEBHOOK_HOSTS" desc:"fallback: hosts webhook steps may post to, besides the workspace's endpoints' hosts"`
+	// FallbackMinDuration and FallbackMaxDuration bound a policy's deadlines and
+	// waits ("0s" stays allowed: it turns a deadline off). Defaults to 1m and 168h.
+	FallbackMinDuration time.Duration `envconfig:"FALLBACK_MIN_DURATION" default:"1m" desc:"fallback: shortest deadline or wait a policy may set (0s stays allowed)"`
+	FallbackMaxDuration time.Duration `envconfig:"FALLBACK_MAX_DURATION" default:"168h" desc:"fallback: longest deadline or wait a policy may set"`
 	// PostbackTimeout bounds one postback attempt to an endpoint without its own
 	// timeout. Defaults to 15s.
 	PostbackTimeout time.Duration `envconfig:"POSTBACK_TIMEOUT" default:"15s" desc:"timeout of one postback attempt (an endpoint's timeout overrides it)"`
@@ -201,6 +231,18 @@ func (c *Config) validate() error {
 	if err != nil {
 		return fmt.Errorf("DISPATCHFLOW_HTTP_ADDR: %q is not host:port", c.HTTPAddr)
 	}
+	if c.IntakeAddr != "" {
+		ihost, iport, err := net.SplitHostPort(c.IntakeAddr)
+		if err != nil {
+			return fmt.Errorf("DISPATCHFLOW_INTAKE_ADDR: %q is not host:port", c.IntakeAddr)
+		}
+		if c.IntakeAddr == c.HTTPAddr {
+			return fmt.Errorf("DISPATCHFLOW_INTAKE_ADDR: %q is DISPATCHFLOW_HTTP_ADDR too (leave it empty to share the listener)", c.IntakeAddr)
+		}
+		if c.PublicURL == "" { // ESPs reach the intake's listener
+			host, port = ihost, iport
+		}
+	}
 	if c.PublicURL == "" {
 		if host == "" || host == "0.0.0.0" || host == "::" {
 			host = "localhost"
@@ -245,6 +287,26 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%s: %s must not be negative", name, d)
 		}
 	}
+	if _, err := fallback.ParseCallingCodes(c.SMSAllowedCountries); err != nil {
+		return fmt.Errorf("DISPATCHFLOW_SMS_ALLOWED_COUNTRIES: %w", err)
+	}
+	for _, h := range c.FallbackWebhookHosts {
+		if h == "" || strings.ContainsAny(h, "/?#@ ") {
+			return fmt.Errorf("DISPATCHFLOW_FALLBACK_WEBHOOK_HOSTS: %q is not a host name (or host:port)", h)
+		}
+	}
+	if c.FallbackMinDuration < 0 || c.FallbackMaxDuration <= 0 || c.FallbackMinDuration > c.FallbackMaxDuration {
+		return fmt.Errorf("DISPATCHFLOW_FALLBACK_MIN_DURATION, DISPATCHFLOW_FALLBACK_MAX_DURATION: %s and %s must be 0 <= min <= max, max positive",
+			c.FallbackMinDuration, c.FallbackMaxDuration)
+	}
+	for name, d := range map[string]time.Duration{
+		"DISPATCHFLOW_FALLBACK_SENT_WITHIN":      c.FallbackSentWithin,
+		"DISPATCHFLOW_FALLBACK_DELIVERED_WITHIN": c.FallbackDeliveredWithin,
+	} {
+		if d != 0 && (d < c.FallbackMinDuration || d > c.FallbackMaxDuration) {
+			return fmt.Errorf("%s: %s is outside DISPATCHFLOW_FALLBACK_MIN_DURATION..MAX_DURATION (%s..%s): every policy would be refused", name, d, c.FallbackMinDuration, c.FallbackMaxDuration)
+		}
+	}
 	if c.FallbackRetryWindow <= 0 {
 		return fmt.Errorf("DISPATCHFLOW_FALLBACK_RETRY_WINDOW: %s must be positive", c.FallbackRetryWindow)
 	}
@@ -256,6 +318,9 @@ func (c *Config) validate() error {
 	if c.TwilioAccountSID != "" {
 		if c.TwilioAuthToken == "" || c.TwilioFrom == "" {
 			return fmt.Errorf("DISPATCHFLOW_TWILIO_AUTH_TOKEN and DISPATCHFLOW_TWILIO_FROM: required with DISPATCHFLOW_TWILIO_ACCOUNT_SID")
+		}
+		if len(c.SMSAllowedCountries) == 0 {
+			return fmt.Errorf("DISPATCHFLOW_SMS_ALLOWED_COUNTRIES: required with DISPATCHFLOW_TWILIO_ACCOUNT_SID: the country calling codes fallback SMS may go to, e.g. 33,44 (SMS pumping fraud)")
 		}
 		if err := message.CheckEndpointURL(c.TwilioBaseURL); err != nil {
 			return fmt.Errorf("DISPATCHFLOW_TWILIO_BASE_URL: %w", err)
@@ -285,6 +350,19 @@ func (c *Config) validate() error {
 	if c.PostbackTimeout <= 0 {
 		return fmt.Errorf("DISPATCHFLOW_POSTBACK_TIMEOUT: %s must be positive", c.PostbackTimeout)
 	}
+	switch c.Auth {
+	case "on", "off":
+	default:
+		return fmt.Errorf("DISPATCHFLOW_AUTH: %q is not one of on, off", c.Auth)
+	}
+	if c.APIKeysFile != "" {
+		if _, err := auth.LoadFile(c.APIKeysFile); err != nil {
+			return fmt.Errorf("DISPATCHFLOW_API_KEYS_FILE: %w", err)
+		}
+	}
+	if c.IDSecret != "" && len(c.IDSecret) < MinIDSecretLength {
+		return fmt.Errorf("DISPATCHFLOW_ID_SECRET: %d characters, at least %d are required (e.g. openssl rand -base64 32)", len(c.IDSecret), MinIDSecretLength)
+	}
 	if c.EndpointsFile != "" && c.PostbackURL != "" {
 		return fmt.Errorf("DISPATCHFLOW_POSTBACK_URL: set it or DISPATCHFLOW_ENDPOINTS_FILE, not both (give the endpoint an entry in the file)")
 	}
@@ -309,6 +387,47 @@ func (c *Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// MinIDSecretLength is the shortest DISPATCHFLOW_ID_SECRET accepted.
+const MinIDSecretLength = 32
+
+// ValidateAPI checks what the API needs beyond Load's checks: the keys file
+// (unless DISPATCHFLOW_AUTH=off) and the dispatch_id secret. The worker needs
+// neither, so Load does not require them.
+func (c Config) ValidateAPI() error {
+	if c.Auth == "on" && c.APIKeysFile == "" {
+		return fmt.Errorf("DISPATCHFLOW_API_KEYS_FILE: required: the API's management routes need keys " +
+			"(make one with: dispatchflow keys new --workspace default --scopes '*'; see docs/security.md), " +
+			"or set DISPATCHFLOW_AUTH=off on a private network")
+	}
+	if c.IDSecret == "" {
+		return fmt.Errorf("DISPATCHFLOW_ID_SECRET: required: %d or more random characters keying dispatch_ids (e.g. openssl rand -base64 32)", MinIDSecretLength)
+	}
+	return nil
+}
+
+// Keys reads DISPATCHFLOW_API_KEYS_FILE (checked by Load). Nil without one.
+func (c Config) Keys() (*auth.Keys, error) {
+	if c.APIKeysFile == "" {
+		return nil, nil
+	}
+	ks, err := auth.LoadFile(c.APIKeysFile)
+	if err != nil {
+		return nil, fmt.Errorf("DISPATCHFLOW_API_KEYS_FILE: %w", err)
+	}
+	return ks, nil
+}
+
+// FallbackLimits are the caps on fallback policies (DISPATCHFLOW_FALLBACK_*,
+// DISPATCHFLOW_SMS_ALLOWED_COUNTRIES) with webhookHosts (the workspace's
+// endpoints' hosts) allowed besides DISPATCHFLOW_FALLBACK_WEBHOOK_HOSTS.
+func (c Config) FallbackLimits(webhookHosts []string) fallback.Limits {
+	lim := fallback.DefaultLimits
+	lim.MinDuration, lim.MaxDuration = c.FallbackMinDuration, c.FallbackMaxDuration
+	lim.SMSCountries, _ = fallback.ParseCallingCodes(c.SMSAllowedCountries)
+	lim.WebhookHosts = append(slices.Clone(c.FallbackWebhookHosts), webhookHosts...)
+	return lim
 }
 
 // validateESPAPI checks the variables of the API provider chosen by ESP: its
@@ -353,7 +472,33 @@ func (c *Config) validateESPAPI() error {
 // is the one endpoint "default" of workspace "default" (receiving the fallback
 // outcomes when DISPATCHFLOW_POSTBACK_FALLBACK_OUTCOMES is true); without either,
 // the set is empty. Errors name the file, the entry and the field.
+//
+// Each workspace of DISPATCHFLOW_API_KEYS_FILE signs with its signing_secrets
+// the postbacks of its endpoints that have no secrets of their own, and of its
+// messages' ad-hoc postback_url.
 func (c Config) Endpoints() (*postback.Set, error) {
+	set, err := c.endpoints()
+	if err != nil {
+		return nil, err
+	}
+	ks, err := c.Keys()
+	if err != nil || ks == nil {
+		return set, err
+	}
+	secrets := map[string][]postback.Secret{}
+	for _, ws := range ks.Workspaces() {
+		for _, s := range ws.SigningSecrets {
+			secrets[ws.Name] = append(secrets[ws.Name], postback.Secret(s))
+		}
+	}
+	set, err = set.WithSigningSecrets(secrets)
+	if err != nil {
+		return nil, fmt.Errorf("DISPATCHFLOW_API_KEYS_FILE: %w", err)
+	}
+	return set, nil
+}
+
+func (c Config) endpoints() (*postback.Set, error) {
 	if c.EndpointsFile != "" {
 		return postback.LoadFile(c.EndpointsFile)
 	}

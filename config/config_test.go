@@ -41,6 +41,15 @@ func TestLoadNamesTheVariable(t *testing.T) {
 		{"DISPATCHFLOW_LOG_FORMAT", "xml"},
 		{"DISPATCHFLOW_METRICS_ADDR", "9090"},
 		{"DISPATCHFLOW_ESP", "sendgrid"}, // without DISPATCHFLOW_SENDGRID_API_KEY: names the variable the ESP needs
+		{"DISPATCHFLOW_INTAKE_ADDR", "8081"},
+		{"DISPATCHFLOW_INTAKE_ADDR", ":8080"}, // the API's own address
+		{"DISPATCHFLOW_AUTH", "maybe"},
+		{"DISPATCHFLOW_API_KEYS_FILE", "/nonexistent.yaml"},
+		{"DISPATCHFLOW_ID_SECRET", "short"},
+		{"DISPATCHFLOW_SMS_ALLOWED_COUNTRIES", "France"},
+		{"DISPATCHFLOW_FALLBACK_WEBHOOK_HOSTS", "https://hooks.example/x"},
+		{"DISPATCHFLOW_FALLBACK_MIN_DURATION", "-1s"},
+		{"DISPATCHFLOW_FALLBACK_SENT_WITHIN", "1s"}, // below the 1m minimum: every policy would be refused
 	}
 	for _, tt := range tests {
 		t.Run(tt.env, func(t *testing.T) {
@@ -51,10 +60,38 @@ func TestLoadNamesTheVariable(t *testing.T) {
 			}
 		})
 	}
+	t.Run("sms without allowed countries", func(t *testing.T) {
+		t.Setenv("DISPATCHFLOW_TWILIO_ACCOUNT_SID", "AC1")
+		t.Setenv("DISPATCHFLOW_TWILIO_AUTH_TOKEN", "t")
+		t.Setenv("DISPATCHFLOW_TWILIO_FROM", "+15005550006")
+		if _, err := Load(); err == nil || !strings.Contains(err.Error(), "DISPATCHFLOW_SMS_ALLOWED_COUNTRIES") {
+			t.Errorf("got %v, want an error naming DISPATCHFLOW_SMS_ALLOWED_COUNTRIES", err)
+		}
+	})
 	t.Run("smtp without address", func(t *testing.T) {
 		t.Setenv("DISPATCHFLOW_ESP", "smtp")
 		if _, err := Load(); err == nil || !strings.Contains(err.Error(), "DISPATCHFLOW_SMTP_ADDR") {
 			t.Errorf("got %v, want an error naming DISPATCHFLOW_SMTP_ADDR", err)
 		}
 	})
+}
+
+// The API refuses to start without keys (unless DISPATCHFLOW_AUTH=off says so)
+// or without the dispatch_id secret, naming the variable; the worker needs neither.
+func TestValidateAPI(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		cfg  Config
+		want string // "" for no error
+	}{
+		{"no keys file", Config{Auth: "on", IDSecret: strings.Repeat("s", 32)}, "DISPATCHFLOW_API_KEYS_FILE"},
+		{"auth off", Config{Auth: "off", IDSecret: strings.Repeat("s", 32)}, ""},
+		{"no id secret", Config{Auth: "off"}, "DISPATCHFLOW_ID_SECRET"},
+		{"keys and secret", Config{Auth: "on", APIKeysFile: "keys.yaml", IDSecret: strings.Repeat("s", 32)}, ""},
+	} {
+		err := tt.cfg.ValidateAPI()
+		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%s: got %v, want %q", tt.name, err, tt.want)
+		}
+	}
 }

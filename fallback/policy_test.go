@@ -11,6 +11,10 @@ import (
 
 var all = []string{ChannelSandbox, ChannelSMS, ChannelWebhook}
 
+// permissive lets through the numbers and hosts of these tests, with no other
+// cap: the tests here are about something else (limits_test.go tests the caps).
+var permissive = Limits{SMSCountries: []string{"33"}, WebhookHosts: []string{"internal.example", "x.example"}}
+
 func parse(t *testing.T, s string) Policy {
 	t.Helper()
 	var p Policy
@@ -49,7 +53,7 @@ func TestValidate(t *testing.T) {
 			if usable == nil {
 				usable = all
 			}
-			err := parse(t, tt.policy).Validate("fallback", usable)
+			err := parse(t, tt.policy).Validate("fallback", usable, permissive)
 			switch {
 			case tt.wantErr == "" && err != nil:
 				t.Fatalf("got %v, want valid", err)
@@ -105,7 +109,7 @@ func TestPatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := parse(t, `{"delivered_within": "10s", "steps": [{"channel": "webhook", "url": "http://x.example"}]}`)
-	if err := pt.Validate("fallback", all); err != nil {
+	if err := pt.Validate("fallback", all, permissive); err != nil {
 		t.Fatal(err)
 	}
 	if got := pt.Apply(p); got.DeliveredWithin.D != time.Hour || len(got.Steps) != 1 {
@@ -121,7 +125,7 @@ func TestPatch(t *testing.T) {
 		var pt Patch
 		err := json.Unmarshal([]byte(body), &pt)
 		if err == nil {
-			err = pt.Validate("fallback", all)
+			err = pt.Validate("fallback", all, permissive)
 		}
 		if err == nil || (want != "" && !strings.Contains(err.Error(), want)) {
 			t.Errorf("patch %s: got %v, want an error containing %q", body, err, want)

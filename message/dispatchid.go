@@ -1,6 +1,7 @@
 package message
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,12 +16,16 @@ func NewDispatchID() string {
 }
 
 // DispatchIDFor returns the dispatch_id of the send identified by the customer's
-// external_send_id. It is derived, not stored: the same external_send_id always maps
-// to the same dispatch_id, so a retried send request finds the message (and the
-// workflow) it already started instead of sending a second email.
-func DispatchIDFor(externalSendID string) string {
-	sum := sha256.Sum256([]byte("dispatchflow/external_send_id\x00" + externalSendID))
-	return hex.EncodeToString(sum[:16])
+// external_send_id in workspace. It is derived, not stored: the same workspace and
+// external_send_id always map to the same dispatch_id, so a retried send request
+// finds the message (and the workflow) it already started instead of sending a
+// second email. It is keyed with the deployment's secret (DISPATCHFLOW_ID_SECRET):
+// nobody without it can compute another tenant's dispatch_id from an order number,
+// and two workspaces' "order-1" are two messages.
+func DispatchIDFor(secret []byte, workspace, externalSendID string) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte("dispatchflow/external_send_id/v2\x00" + workspace + "\x00" + externalSendID))
+	return hex.EncodeToString(mac.Sum(nil)[:16])
 }
 
 // ValidDispatchID reports whether s has the form of a dispatch_id.

@@ -96,11 +96,21 @@ func TestDispatchIDs(t *testing.T) {
 	if !ValidDispatchID(a) || a == b {
 		t.Errorf("NewDispatchID gave %q and %q; want two distinct 32-hex ids", a, b)
 	}
-	if got, again := DispatchIDFor("order-1234"), DispatchIDFor("order-1234"); got != again || !ValidDispatchID(got) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	got := DispatchIDFor(secret, "acme", "order-1234")
+	if again := DispatchIDFor(secret, "acme", "order-1234"); got != again || !ValidDispatchID(got) {
 		t.Errorf("DispatchIDFor is not a stable dispatch id: %q, %q", got, again)
 	}
-	if DispatchIDFor("order-1234") == DispatchIDFor("order-1235") {
-		t.Error("different external_send_ids share a dispatch_id")
+	for name, other := range map[string]string{
+		"another external_send_id": DispatchIDFor(secret, "acme", "order-1235"),
+		"another workspace":        DispatchIDFor(secret, "globex", "order-1234"),
+		"another secret":           DispatchIDFor([]byte("another secret, as long as the first"), "acme", "order-1234"),
+		// The separator keeps ("ac", "me\x00order") and ("acme", "order") apart.
+		"a shifted boundary": DispatchIDFor(secret, "acm", "e\x00order-1234"),
+	} {
+		if other == got {
+			t.Errorf("%s gives the same dispatch_id %s", name, got)
+		}
 	}
 	for _, bad := range []string{"", "ACF471119F7449D579E8089032003DED", "acf471119f7449d579e8089032003de", "../etc/passwd"} {
 		if ValidDispatchID(bad) {

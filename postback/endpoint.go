@@ -325,6 +325,12 @@ func host(rawURL string) string {
 type Set struct {
 	list []Endpoint
 	byID map[string]int
+	// fromFile: the endpoints were registered in DISPATCHFLOW_ENDPOINTS_FILE (a
+	// message's postback_url must then match one of its workspace's).
+	fromFile bool
+	// signing are the workspaces' own signing secrets (DISPATCHFLOW_API_KEYS_FILE):
+	// they sign every postback whose endpoint has no secrets of its own.
+	signing map[string][]Secret
 }
 
 // NewSet checks eps as LoadFile does (a key_file is read relative to the working
@@ -370,8 +376,40 @@ func (s *Set) Get(id string) (Endpoint, bool) {
 	if !ok {
 		return Endpoint{}, false
 	}
-	return s.list[i], true
+	return s.signed(s.list[i]), true
 }
+
+// signed returns e signed with its workspace's secrets when it has none of its own.
+func (s *Set) signed(e Endpoint) Endpoint {
+	if len(e.Secrets) == 0 {
+		e.Secrets = slices.Clone(s.signing[e.Workspace])
+	}
+	return e
+}
+
+// WithSigningSecrets returns a copy of s in which each workspace of secrets signs
+// the postbacks of its endpoints without secrets, and of its ad-hoc URLs. Every
+// secret must be well-formed ("whsec_" + base64 of 24 to 64 bytes).
+func (s *Set) WithSigningSecrets(secrets map[string][]Secret) (*Set, error) {
+	out := &Set{byID: map[string]int{}}
+	if s != nil {
+		out.list, out.byID, out.fromFile = slices.Clone(s.list), s.byID, s.fromFile
+	}
+	out.signing = make(map[string][]Secret, len(secrets))
+	for ws, list := range secrets {
+		for i, sec := range list {
+			if _, err := decodeSecret(sec); err != nil {
+				return nil, fmt.Errorf("workspace %q: signing_secrets[%d]: %w", ws, i, err)
+			}
+		}
+		out.signing[ws] = slices.Clone(list)
+	}
+	return out, nil
+}
+
+// Registered reports whether the endpoints come from DISPATCHFLOW_ENDPOINTS_FILE:
+// a message's postback_url must then match one of them (see Match).
+func (s *Set) Registered() bool { return s != nil && s.fromFile }
 
 // ForWorkspace returns the endpoints of workspace ws, in file order.
 func (s *Set) ForWorkspace(ws string) []Endpoint {
@@ -381,7 +419,7 @@ func (s *Set) ForWorkspace(ws string) []Endpoint {
 	var out []Endpoint
 	for _, e := range s.list {
 		if e.Workspace == ws {
-			out = append(out, e)
+			out = append(out, s.signed(e))
 		}
 	}
 	return out
@@ -392,7 +430,11 @@ func (s *Set) All() []Endpoint {
 	if s == nil {
 		return nil
 	}
-	return slices.Clone(s.list)
+	out := make([]Endpoint, len(s.list))
+	for i, e := range s.list {
+		out[i] = s.signed(e)
+	}
+	return out
 }
 
 // Len is the number of endpoints.
@@ -403,24 +445,59 @@ func (s *Set) Len() int {
 	return len(s.list)
 }
 
-// Inherit returns the ad-hoc endpoint of a message's own postback_url rawURL in
-// workspace ws: the settings (format, auth, headers, secrets, events, fallback
-// outcomes, schedule, timeout) of the workspace's first endpoint, or the defaults
-// (braze, the five statuses, unsigned, no auth) if it has none. Its ID is empty:
-// Label names it by its host. rawURL is not checked here (the API checks it).
-func (s *Set) Inherit(ws, rawURL string) Endpoint {
+// AdHoc returns the endpoint of a message's own postback_url rawURL in workspace
+// ws when no registered endpoint covers it: the defaults (braze format, the five
+// statuses, no authentication, no headers), signed with the workspace's own
+// signing secrets. It never carries a registered endpoint's credentials: those go
+// only to the URL they were registered for. Its ID is empty: Label names it by its
+// host. rawURL is not checked here (the API checks it).
+func (s *Set) AdHoc(ws, rawURL string) Endpoint {
 	if ws == "" {
 		ws = DefaultWorkspace
-	}
-	if eps := s.ForWorkspace(ws); len(eps) > 0 {
-		e := eps[0]
-		e.ID, e.URL = "", rawURL
-		return e
 	}
 	e := Endpoint{Workspace: ws, URL: rawURL}
 	_ = e.normalize(".") // the defaults; only the URL can be wrong
 	e.URL = rawURL
+	if s != nil {
+		e = s.signed(e)
+	}
 	return e
+}
+
+// Match returns the registered endpoint of workspace ws that covers rawURL (see
+// Covers), with rawURL as its URL: a message's postback_url that refines a
+// registered endpoint (a path below it, its own query) gets that endpoint's
+// settings and credentials.
+func (s *Set) Match(ws, rawURL string) (Endpoint, bool) {
+	for _, e := range s.ForWorkspace(ws) {
+		if e.Covers(rawURL) {
+			e.URL = rawURL
+			return e, true
+		}
+	}
+	return Endpoint{}, false
+}
+
+// Covers reports whether rawURL is e's URL or below it: the same scheme, host and
+// port, and a path equal to e's or under it ("/hooks" covers "/hooks" and
+// "/hooks/a", not "/hooksx" or "/a"). Userinfo is refused. Queries are free.
+func (e Endpoint) Covers(rawURL string) bool {
+	base, err1 := url.Parse(e.URL)
+	u, err2 := url.Parse(rawURL)
+	if err1 != nil || err2 != nil || u.User != nil || u.Opaque != "" {
+		return false
+	}
+	if !strings.EqualFold(base.Scheme, u.Scheme) || !strings.EqualFold(base.Host, u.Host) {
+		return false
+	}
+	bp, up := base.EscapedPath(), u.EscapedPath()
+	if strings.Contains(up, "/../") || strings.HasSuffix(up, "/..") || strings.Contains(up, "%2e") || strings.Contains(up, "%2E") {
+		return false // no climbing out of the endpoint's path
+	}
+	if bp == up || strings.TrimSuffix(bp, "/") == strings.TrimSuffix(up, "/") {
+		return true
+	}
+	return strings.HasPrefix(up, strings.TrimSuffix(bp, "/")+"/")
 }
 
 // FromURL returns the endpoint of the legacy DISPATCHFLOW_POSTBACK_URL: id
@@ -462,7 +539,7 @@ func LoadFile(path string) (*Set, error) {
 	if err := strictJSON(raw, &f); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	s := &Set{byID: make(map[string]int, len(f.Endpoints))}
+	s := &Set{byID: make(map[string]int, len(f.Endpoints)), fromFile: true}
 	for i, entry := range f.Endpoints {
 		var peek struct {
 			ID any `json:"id"`

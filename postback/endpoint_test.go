@@ -161,29 +161,59 @@ func TestSecretsDoNotLeak(t *testing.T) {
 	}
 }
 
-func TestInherit(t *testing.T) {
+// A message's own URL never inherits a registered endpoint's credentials: AdHoc
+// gives the defaults signed with the workspace's own secret, and only a URL below
+// a registered endpoint's (Match) gets that endpoint's settings.
+func TestAdHocAndMatch(t *testing.T) {
 	t.Parallel()
-	set, err := LoadFile("testdata/endpoints.yaml")
+	loaded, err := LoadFile("testdata/endpoints.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep := set.Inherit("eu", "https://own.example.net/pb?token=abc")
-	ajo, _ := set.Get("ajo-prod")
-	if ep.ID != "" || ep.URL != "https://own.example.net/pb?token=abc" || ep.Format != FormatAJO ||
-		ep.Auth.Type != AuthJWT || !slices.Equal(ep.Events, ajo.Events) || ep.Label() != "own.example.net" {
-		t.Errorf("Inherit(eu): got %+v, want ajo-prod's settings at the message's URL, labelled by host", ep)
+	wsSecret := Secret("whsec_" + strings.Repeat("QUJD", 8))
+	set, err := loaded.WithSigningSecrets(map[string][]Secret{"eu": {wsSecret}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := set.Inherit("", "https://own.example.net/pb"); got.Workspace != DefaultWorkspace || got.Auth.Type != AuthBearer || len(got.Secrets) != 2 {
-		t.Errorf("Inherit(\"\"): got %+v, want crm's settings (workspace default)", got)
+	if !set.Registered() {
+		t.Error("a set loaded from a file is not Registered")
 	}
-	want := Endpoint{Workspace: "elsewhere", URL: "https://own.example.net/pb", Format: FormatBraze, Auth: Auth{Type: AuthNone},
-		Events: []string{EventSent, EventProcessed, EventDelivered, EventBounced, EventAborted}}
-	if got := set.Inherit("elsewhere", want.URL); fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
-		t.Errorf("Inherit(elsewhere): got %+v, want the defaults %+v", got, want)
+
+	want := Endpoint{Workspace: "eu", URL: "https://own.example.net/pb?token=abc", Format: FormatBraze, Auth: Auth{Type: AuthNone},
+		Events: []string{EventSent, EventProcessed, EventDelivered, EventBounced, EventAborted}, Secrets: []Secret{wsSecret}}
+	if got := set.AdHoc("eu", want.URL); fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+		t.Errorf("AdHoc(eu):\n got %+v\nwant %+v (defaults, the workspace's secret, no credentials)", got, want)
+	}
+	if got := set.AdHoc("", "https://x.example/"); got.Workspace != DefaultWorkspace || got.Auth.Type != AuthNone || len(got.Secrets) != 0 || len(got.Headers) != 0 {
+		t.Errorf("AdHoc(default) without a signing secret: got %+v, want no auth, no headers, unsigned", got)
 	}
 	var none *Set
-	if got := none.Inherit("", "https://x.example/"); got.Format != FormatBraze || got.Workspace != DefaultWorkspace || len(got.Secrets) != 0 {
+	if got := none.AdHoc("", "https://x.example/"); got.Format != FormatBraze || got.Workspace != DefaultWorkspace || len(got.Secrets) != 0 {
 		t.Errorf("nil set: got %+v, want the defaults", got)
+	}
+
+	crm, _ := set.Get("crm")
+	for _, tc := range []struct {
+		ws, url string
+		want    bool
+	}{
+		{"default", crm.URL, true},
+		{"default", strings.TrimSuffix(crm.URL, "/") + "/sub/path?x=1", true},
+		{"default", strings.TrimSuffix(crm.URL, "/") + "x", false},
+		{"default", strings.TrimSuffix(crm.URL, "/") + "/../admin", false},
+		{"default", strings.Replace(crm.URL, "https://", "http://", 1), false},
+		{"default", strings.Replace(crm.URL, "https://", "https://user:pw@", 1), false},
+		{"default", "https://attacker.example/x", false},
+		{"eu", crm.URL, false}, // another workspace's endpoint
+	} {
+		got, ok := set.Match(tc.ws, tc.url)
+		if ok != tc.want {
+			t.Errorf("Match(%s, %s) = %v, want %v", tc.ws, tc.url, ok, tc.want)
+			continue
+		}
+		if ok && (got.ID != "crm" || got.URL != tc.url || got.Auth.Type != crm.Auth.Type) {
+			t.Errorf("Match(%s, %s) = %+v, want crm's settings at that URL", tc.ws, tc.url, got)
+		}
 	}
 }
 

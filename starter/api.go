@@ -4,12 +4,17 @@ package starter
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/mail"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,7 +26,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/dispatchflow/dispatchflow/auth"
 	"github.com/dispatchflow/dispatchflow/channel"
+	"github.com/dispatchflow/dispatchflow/codec"
 	"github.com/dispatchflow/dispatchflow/config"
 	"github.com/dispatchflow/dispatchflow/fallback"
 	"github.com/dispatchflow/dispatchflow/health"
@@ -34,6 +41,22 @@ import (
 
 // MaxBodyBytes bounds every request body; larger bodies get 413.
 const MaxBodyBytes = 1 << 20
+
+// MaxEventsPerRequest bounds the events of one intake request (413 beyond):
+// far above what the providers batch (SendGrid's batches stay well under it).
+const MaxEventsPerRequest = 1000
+
+// Timeouts of the HTTP servers: a request's headers within ReadHeaderTimeout,
+// its body within ReadTimeout, its answer within WriteTimeout (above the
+// intake's resolve retry and Temporal's own deadlines); an idle keep-alive
+// connection is closed after IdleTimeout.
+const (
+	ReadHeaderTimeout = 10 * time.Second
+	ReadTimeout       = 30 * time.Second
+	WriteTimeout      = 60 * time.Second
+	IdleTimeout       = 120 * time.Second
+	MaxHeaderBytes    = 64 << 10
+)
 
 // signalConcurrency bounds the signals one webhook request sends at once.
 const signalConcurrency = 16
@@ -59,6 +82,17 @@ type API struct {
 	health    *health.Store
 	// postbackHTTP sends test postbacks, like the worker's (SSRF guard included).
 	postbackHTTP *retryablehttp.Client
+
+	// keys authenticate the management routes (nil: DISPATCHFLOW_AUTH=off).
+	keys *auth.Keys
+	// limiter holds the rate limits: per key, and per message for admin actions.
+	limiter *auth.Limiter
+	// keysSeen are the keys used since start (their first use is audited).
+	keysSeen seenKeys
+	// idSecret keys the dispatch_ids derived from external_send_id.
+	idSecret []byte
+	// dataConverter decodes the request digest kept in a message's memo.
+	dataConverter converter.DataConverter
 }
 
 // New returns the API over Temporal client c.
@@ -76,6 +110,19 @@ func New(c client.Client, cfg config.Config, logger *slog.Logger) *API {
 		panic(fmt.Sprintf("starter: endpoints (config.Load checks them): %v", err))
 	}
 	a.endpoints = eps
+	if cfg.Auth != "off" {
+		if a.keys, err = cfg.Keys(); err != nil || a.keys == nil {
+			panic(fmt.Sprintf("starter: API keys (config.ValidateAPI checks them): %v", err))
+		}
+	}
+	if len(cfg.IDSecret) < config.MinIDSecretLength {
+		panic("starter: DISPATCHFLOW_ID_SECRET (config.ValidateAPI checks it) is missing or short")
+	}
+	a.idSecret = []byte(cfg.IDSecret)
+	if a.dataConverter, err = codec.ForKey(cfg.PayloadKey); err != nil {
+		panic(fmt.Sprintf("starter: DISPATCHFLOW_PAYLOAD_KEY (config.Load checks it): %v", err))
+	}
+	a.limiter = auth.NewLimiter(maxLimiterEntries)
 	a.health = health.New(c, cfg.TaskQueue, logger)
 	a.postbackHTTP = channel.NewHTTPClient(cfg.PostbackTimeout, cfg.Guard())
 	if cfg.DevInbox {
@@ -89,35 +136,47 @@ func New(c client.Client, cfg config.Config, logger *slog.Logger) *API {
 type Route struct {
 	Method  string
 	Pattern string // net/http ServeMux pattern path: "/v1/messages/{dispatch_id}"
+	// Scope is what an API key needs to call the route. Empty: the route takes no
+	// key — the ESP intake (each provider's own authentication), health and the
+	// OpenAPI document.
+	Scope auth.Scope
+	// Intake routes face the ESPs: on DISPATCHFLOW_INTAKE_ADDR when it is set.
+	Intake  bool
 	Handler http.HandlerFunc
 }
 
 // Routes lists the API's operations (without /dev/inbox, a development aid).
 func (a *API) Routes() []Route {
 	return []Route{
-		{http.MethodPost, "/v1/messages", a.sendMessage},
-		{http.MethodGet, "/v1/messages", a.listMessages},
-		{http.MethodGet, "/v1/messages/{dispatch_id}", a.getMessage},
-		{http.MethodPost, "/v1/messages/{dispatch_id}/postbacks/replay", a.replayPostbacks},
-		{http.MethodPost, "/v1/postbacks/test", a.testPostback},
-		{http.MethodGet, "/v1/endpoints", a.listEndpoints},
-		{http.MethodPost, "/v1/endpoints/{id}/enable", a.enableEndpoint},
-		{http.MethodPost, "/v1/endpoints/{id}/disable", a.disableEndpoint},
-		{http.MethodPost, "/v1/messages/{dispatch_id}/fallback/cancel", a.cancelFallback},
-		{http.MethodPatch, "/v1/messages/{dispatch_id}/fallback", a.patchFallback},
-		{http.MethodPost, "/v1/events/{provider}", a.postEvents},
-		{http.MethodPost, "/v1/callbacks/twilio", a.twilioCallback},
-		{http.MethodGet, "/healthz", a.healthz},
-		{http.MethodGet, "/metrics", metrics.Handler().ServeHTTP},
-		{http.MethodGet, "/openapi.json", a.openAPI},
+		{Method: http.MethodPost, Pattern: "/v1/messages", Scope: auth.ScopeMessagesSend, Handler: a.sendMessage},
+		{Method: http.MethodGet, Pattern: "/v1/messages", Scope: auth.ScopeMessagesRead, Handler: a.listMessages},
+		{Method: http.MethodGet, Pattern: "/v1/messages/{dispatch_id}", Scope: auth.ScopeMessagesRead, Handler: a.getMessage},
+		{Method: http.MethodPost, Pattern: "/v1/messages/{dispatch_id}/postbacks/replay", Scope: auth.ScopePostbacksReplay, Handler: a.replayPostbacks},
+		{Method: http.MethodPost, Pattern: "/v1/postbacks/test", Scope: auth.ScopeEndpointsAdmin, Handler: a.testPostback},
+		{Method: http.MethodGet, Pattern: "/v1/endpoints", Scope: auth.ScopeEndpointsAdmin, Handler: a.listEndpoints},
+		{Method: http.MethodPost, Pattern: "/v1/endpoints/{id}/enable", Scope: auth.ScopeEndpointsAdmin, Handler: a.enableEndpoint},
+		{Method: http.MethodPost, Pattern: "/v1/endpoints/{id}/disable", Scope: auth.ScopeEndpointsAdmin, Handler: a.disableEndpoint},
+		// The app that sent a message may cancel or retime its fallback; changing
+		// its steps (who is reached, where) needs fallback:write as well.
+		{Method: http.MethodPost, Pattern: "/v1/messages/{dispatch_id}/fallback/cancel", Scope: auth.ScopeMessagesSend, Handler: a.cancelFallback},
+		{Method: http.MethodPatch, Pattern: "/v1/messages/{dispatch_id}/fallback", Scope: auth.ScopeMessagesSend, Handler: a.patchFallback},
+		{Method: http.MethodPost, Pattern: "/v1/events/{provider}", Intake: true, Handler: a.postEvents},
+		{Method: http.MethodPost, Pattern: "/v1/callbacks/twilio", Intake: true, Handler: a.twilioCallback},
+		{Method: http.MethodGet, Pattern: "/healthz", Handler: a.healthz},
+		{Method: http.MethodGet, Pattern: "/openapi.json", Handler: a.openAPI},
 	}
 }
 
-// Handler is the API's router.
+// Handler is the API's router: every route, or, with DISPATCHFLOW_INTAKE_ADDR
+// set, all but the intake's (see IntakeHandler).
 func (a *API) Handler() http.Handler {
+	split := a.cfg.IntakeAddr != ""
 	mux := http.NewServeMux()
 	for _, r := range a.Routes() {
-		mux.HandleFunc(r.Method+" "+r.Pattern, r.Handler)
+		if r.Intake && split {
+			continue
+		}
+		a.handle(mux, r)
 	}
 	if a.inbox != nil {
 		mux.Handle("/dev/inbox", a.inbox)
@@ -125,15 +184,43 @@ func (a *API) Handler() http.Handler {
 	return mux
 }
 
-// Serve runs h on addr until ctx is done, then shuts down gracefully.
-func Serve(ctx context.Context, addr string, h http.Handler, logger *slog.Logger) error {
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+// IntakeHandler is the router of DISPATCHFLOW_INTAKE_ADDR: the ESP intake and
+// /healthz, nothing else. Nil when the intake shares the API's listener.
+func (a *API) IntakeHandler() http.Handler {
+	if a.cfg.IntakeAddr == "" {
+		return nil
+	}
+	mux := http.NewServeMux()
+	for _, r := range a.Routes() {
+		if r.Intake || r.Pattern == "/healthz" {
+			a.handle(mux, r)
+		}
+	}
+	return mux
+}
+
+func (a *API) handle(mux *http.ServeMux, r Route) {
+	h := r.Handler
+	if r.Scope != "" {
+		h = a.guard(r.Scope, h)
+	}
+	mux.HandleFunc(r.Method+" "+r.Pattern, h)
+}
+
+// Serve runs h on addr until ctx is done, then shuts down gracefully. name
+// says which listener it is in logs and errors ("API", "intake").
+func Serve(ctx context.Context, name, addr string, h http.Handler, logger *slog.Logger) error {
+	srv := &http.Server{
+		Addr: addr, Handler: h,
+		ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout, WriteTimeout: WriteTimeout,
+		IdleTimeout: IdleTimeout, MaxHeaderBytes: MaxHeaderBytes,
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
-	logger.Info("API listening", "addr", addr)
+	logger.Info(name+" listening", "addr", addr)
 	select {
 	case err := <-errc:
-		return fmt.Errorf("API on %s: %w", addr, err)
+		return fmt.Errorf("%s on %s: %w", name, addr, err)
 	case <-ctx.Done():
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -166,13 +253,23 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := body.SendRequest
+	ws, err := a.workspace(r, req.Workspace, "workspace")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	req.Workspace = ws
 	if err := req.Normalize(a.cfg.From); err != nil {
 		a.fail(w, r, badRequest(err.Error()))
 		return
 	}
+	if err := a.checkFrom(ws, req.From); err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	if body.Fallback != nil {
 		p := body.Fallback.WithDefaults(a.cfg.FallbackDefaults())
-		if err := p.Validate("fallback", a.cfg.FallbackChannels()); err != nil {
+		if err := p.Validate("fallback", a.cfg.FallbackChannels(), a.fallbackLimits(ws)); err != nil {
 			a.fail(w, r, badRequest(err.Error()))
 			return
 		}
@@ -180,9 +277,9 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	id := message.NewDispatchID()
 	if req.ExternalSendID != "" {
-		id = message.DispatchIDFor(req.ExternalSendID)
+		id = message.DispatchIDFor(a.idSecret, ws, req.ExternalSendID)
 	}
-	routes, err := a.routes(req.Workspace, req.PostbackURL)
+	routes, err := a.routes(ws, req.PostbackURL)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -200,6 +297,7 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 		},
 		Fallback: body.Fallback,
 	}
+	digest := a.requestDigest(req, body.Fallback)
 	opts := client.StartWorkflowOptions{
 		ID:        workflows.WorkflowID(id),
 		TaskQueue: a.cfg.TaskQueue,
@@ -214,20 +312,102 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 		StaticDetails:    a.details(in),
 		// Set with the start: no history event of their own.
 		TypedSearchAttributes: workflows.StartSearchAttributes(in, a.cfg.ESP),
+		// What a repeated external_send_id is compared with (keyed: no content
+		// can be guessed from it).
+		Memo: map[string]any{memoRequestDigest: digest},
 	}
 	_, err = a.client.ExecuteWorkflow(r.Context(), opts, workflows.MessageWorkflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
 	case errors.As(err, &started):
-		// The same external_send_id again: answer as the first time, and say so.
+		// The same external_send_id again: the same request is answered as the
+		// first time (and says so); another request under it is a conflict.
+		if err := a.sameRequest(r.Context(), id, digest); err != nil {
+			a.fail(w, r, err)
+			return
+		}
 		w.Header().Set("Idempotent-Replayed", "true")
 	case err != nil:
 		a.fail(w, r, err)
 		return
 	default:
-		a.logger.Info("message queued", "dispatch_id", id, "external_send_id", req.ExternalSendID)
+		a.logger.Info("message queued", "dispatch_id", id, "external_send_id", req.ExternalSendID,
+			"workspace", ws, "key_id", callerOf(r).keyID())
 	}
 	writeJSON(w, http.StatusAccepted, sendResponse{DispatchID: id, Status: message.StatusQueued})
+}
+
+// memoRequestDigest is the memo field holding a send's requestDigest.
+const memoRequestDigest = "request_digest"
+
+// requestDigest is a keyed digest (HMAC-SHA256 under DISPATCHFLOW_ID_SECRET) of
+// what a send asks for: recipient, sender, subject, bodies, campaign,
+// postback_url and fallback policy. Two sends under one external_send_id must
+// have the same digest (Stripe's idempotency keys).
+func (a *API) requestDigest(req message.SendRequest, fb *fallback.Policy) string {
+	b, _ := json.Marshal(struct {
+		Request  message.SendRequest `json:"request"`
+		Fallback *fallback.Policy    `json:"fallback"`
+	}{req, fb})
+	mac := hmac.New(sha256.New, a.idSecret)
+	mac.Write([]byte("dispatchflow/request/v1\x00"))
+	mac.Write(b)
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// sameRequest checks that message id, already started, was started by a request
+// of the same digest: else 409, and nothing is sent.
+func (a *API) sameRequest(ctx context.Context, id, digest string) error {
+	desc, err := a.client.DescribeWorkflowExecution(ctx, workflows.WorkflowID(id), "")
+	if err != nil {
+		return err
+	}
+	var got string
+	if p := desc.GetWorkflowExecutionInfo().GetMemo().GetFields()[memoRequestDigest]; p != nil {
+		if err := a.dataConverter.FromPayload(p, &got); err != nil {
+			return fmt.Errorf("reading the request digest of message %s: %w", id, err)
+		}
+	}
+	if !hmac.Equal([]byte(got), []byte(digest)) {
+		return &httpError{http.StatusConflict, "external_send_id: already used by another request in this workspace " +
+			"(recipient, from, subject, text, html, campaign_api_id, postback_url or fallback differ); nothing was sent"}
+	}
+	return nil
+}
+
+// checkFrom enforces the workspace's from_domains (DISPATCHFLOW_API_KEYS_FILE),
+// when it has some: a key cannot send as another tenant's domain.
+func (a *API) checkFrom(ws, from string) error {
+	if a.keys == nil {
+		return nil
+	}
+	w, _ := a.keys.Workspace(ws)
+	if len(w.FromDomains) == 0 {
+		return nil
+	}
+	addr, err := mail.ParseAddress(from)
+	if err != nil {
+		return badRequest("from: " + err.Error())
+	}
+	_, domain, _ := strings.Cut(addr.Address, "@")
+	for _, d := range w.FromDomains {
+		if strings.EqualFold(d, domain) {
+			return nil
+		}
+	}
+	return &httpError{http.StatusForbidden, fmt.Sprintf("from: domain %q is not one of workspace %s's from_domains", domain, ws)}
+}
+
+// fallbackLimits are the caps on ws's fallback policies: webhook steps may post
+// to the hosts of its registered endpoints.
+func (a *API) fallbackLimits(ws string) fallback.Limits {
+	var hosts []string
+	for _, ep := range a.endpoints.ForWorkspace(ws) {
+		if u, err := url.Parse(ep.URL); err == nil {
+			hosts = append(hosts, u.Host)
+		}
+	}
+	return a.cfg.FallbackLimits(hosts)
 }
 
 // summary is the one line the Temporal UI shows for a message. No personal data:
@@ -281,14 +461,19 @@ func (a *API) getMessage(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, notFound(fmt.Sprintf("message %q not found: a dispatch_id is 32 lowercase hex characters", id)))
 		return
 	}
+	missing := fmt.Sprintf("message %s not found", id)
 	resp, err := a.client.QueryWorkflow(r.Context(), workflows.WorkflowID(id), "", workflows.QueryState)
 	if err != nil {
-		a.fail(w, r, notFoundOr(err, fmt.Sprintf("message %s not found", id)))
+		a.fail(w, r, notFoundOr(err, missing))
 		return
 	}
 	var st workflows.State
 	if err := resp.Get(&st); err != nil {
 		a.fail(w, r, err)
+		return
+	}
+	if !owns(r, st.Workspace) {
+		a.fail(w, r, notFound(missing)) // not 403: another workspace's message does not exist for this key
 		return
 	}
 	a.addLiveAttempts(r.Context(), &st)
@@ -348,13 +533,24 @@ func (a *API) cancelFallback(w http.ResponseWriter, r *http.Request) {
 
 // patchFallback is PATCH /v1/messages/{dispatch_id}/fallback: new deadlines,
 // statuses or steps for a pending policy. 409 once the message has escalated.
+// New steps need fallback:write; they are bounded like a send's.
 func (a *API) patchFallback(w http.ResponseWriter, r *http.Request) {
 	var patch fallback.Patch
 	if err := decodeJSON(w, r, &patch); err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	if err := patch.Validate("fallback", a.cfg.FallbackChannels()); err != nil {
+	c := callerOf(r)
+	if patch.Steps != nil && c.key != nil && !c.key.Has(auth.ScopeFallbackWrite) {
+		a.fail(w, r, &httpError{http.StatusForbidden, fmt.Sprintf("API key %s lacks the scope %s (needed to change steps)", c.key.ID, auth.ScopeFallbackWrite)})
+		return
+	}
+	ws, err := a.workspace(r, "", "workspace")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := patch.Validate("fallback", a.cfg.FallbackChannels(), a.fallbackLimits(ws)); err != nil {
 		a.fail(w, r, badRequest(err.Error()))
 		return
 	}
@@ -364,8 +560,11 @@ func (a *API) patchFallback(w http.ResponseWriter, r *http.Request) {
 // updateFallback runs a fallback update and answers the new fallback state.
 func (a *API) updateFallback(w http.ResponseWriter, r *http.Request, name string, arg any) {
 	id := r.PathValue("dispatch_id")
-	if !message.ValidDispatchID(id) {
-		a.fail(w, r, notFound(fmt.Sprintf("message %q not found: a dispatch_id is 32 lowercase hex characters", id)))
+	if err := a.ownMessage(r, id); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if !a.limitMessage(w, r, "fallback", id, fallbackLimit) {
 		return
 	}
 	h, err := a.client.UpdateWorkflow(r.Context(), client.UpdateWorkflowOptions{
@@ -382,7 +581,11 @@ func (a *API) updateFallback(w http.ResponseWriter, r *http.Request, name string
 		a.fail(w, r, notFoundOr(err, fmt.Sprintf("message %s not found, or its tracking window is over", id)))
 		return
 	}
-	a.logger.Info("fallback updated", "dispatch_id", id, "update", name, "state", st.State)
+	a.audit(r, "fallback."+name, id, "state", st.State)
+	if st.State == workflows.FallbackEscalated && name == workflows.UpdatePatchFallback {
+		// New deadlines already past escalate at once: an explicit action, on record.
+		a.audit(r, "fallback.escalate_now", id, "reason", st.Reason)
+	}
 	writeJSON(w, http.StatusOK, st)
 }
 
@@ -449,6 +652,10 @@ func (a *API) postEvents(w http.ResponseWriter, r *http.Request) {
 	events, err := norm.Normalize(r, body, a.now())
 	if err != nil {
 		a.fail(w, r, err)
+		return
+	}
+	if len(events) > MaxEventsPerRequest {
+		a.fail(w, r, &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("%d events in one request, at most %d are accepted: send smaller batches", len(events), MaxEventsPerRequest)})
 		return
 	}
 	if err := a.resolve(r.Context(), events); err != nil {

@@ -59,7 +59,21 @@ var listFilters = []struct {
 // (usually well under a second) after the change.
 func (a *API) listMessages(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	query, err := listQuery(q.Get)
+	get := q.Get
+	if callerOf(r).workspace != "" { // a key lists its own workspace, always
+		ws, err := a.workspace(r, q.Get("workspace"), "workspace")
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		get = func(k string) string {
+			if k == "workspace" {
+				return ws
+			}
+			return q.Get(k)
+		}
+	}
+	query, err := listQuery(get)
 	if err != nil {
 		a.fail(w, r, err)
 		return

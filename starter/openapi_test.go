@@ -74,7 +74,7 @@ func (d openAPIDoc) operations() map[string]openAPIOperation {
 }
 
 func testAPI() *API {
-	return New(nil, config.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return New(nil, config.Config{Auth: "off", IDSecret: strings.Repeat("s", config.MinIDSecretLength)}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 // Every route is documented and every documented operation is a route: a route
@@ -298,4 +298,28 @@ func resolve(doc any, ref string) any {
 		v = m[strings.ReplaceAll(strings.ReplaceAll(part, "~1", "/"), "~0", "~")]
 	}
 	return v
+}
+
+// Every operation declares the scope its route checks (security), and the
+// routes without a key say so with an empty requirement.
+func TestOpenAPISecurityMatchesScopes(t *testing.T) {
+	t.Parallel()
+	doc := loadOpenAPI(t)
+	for _, r := range testAPI().Routes() {
+		raw, ok := doc.Paths[r.Pattern][strings.ToLower(r.Method)]
+		var op struct {
+			Security *[]map[string][]string `json:"security"`
+		}
+		if !ok || json.Unmarshal(raw, &op) != nil || op.Security == nil {
+			t.Errorf("%s %s: no security requirement in openapi.json", r.Method, r.Pattern)
+			continue
+		}
+		want := []map[string][]string{}
+		if r.Scope != "" {
+			want = []map[string][]string{{"apiKey": {string(r.Scope)}}}
+		}
+		if got := *op.Security; !reflect.DeepEqual(got, want) {
+			t.Errorf("%s %s: security %v, want %v (the route's scope)", r.Method, r.Pattern, got, want)
+		}
+	}
 }

@@ -15,11 +15,24 @@ import (
 )
 
 // routes resolves where the postbacks of a message in workspace ws go: its own
-// postbackURL (with the workspace's settings), or every endpoint of the workspace.
+// postbackURL, or every endpoint of the workspace.
+//
+// A registered endpoint's credentials go only to its own URL: with
+// DISPATCHFLOW_ENDPOINTS_FILE, a postback_url must be covered by one of the
+// workspace's endpoints (same origin, a path below its URL) and is sent with that
+// endpoint's settings; without the file (development), it is ad hoc: no
+// credentials, signed with the workspace's own signing secret.
 func (a *API) routes(ws, postbackURL string) ([]workflows.Route, error) {
 	if postbackURL != "" {
-		ep := a.endpoints.Inherit(ws, postbackURL)
-		if a.cfg.EndpointsFile == "" && a.cfg.PostbackFallbackOutcomes {
+		if ep, ok := a.endpoints.Match(ws, postbackURL); ok {
+			return []workflows.Route{{EndpointID: ep.ID, URL: postbackURL, Label: ep.Label(), Events: routeEvents(ep)}}, nil
+		}
+		if a.endpoints.Registered() {
+			return nil, badRequest(fmt.Sprintf("postback_url: not below the URL of any postback endpoint of workspace %q "+
+				"(register it in DISPATCHFLOW_ENDPOINTS_FILE, or leave postback_url out to use the workspace's endpoints)", ws))
+		}
+		ep := a.endpoints.AdHoc(ws, postbackURL)
+		if a.cfg.PostbackFallbackOutcomes {
 			ep.FallbackOutcomes = true // without a file, the variable speaks for every URL
 		}
 		return []workflows.Route{{URL: postbackURL, Label: ep.Label(), Events: routeEvents(ep)}}, nil
@@ -54,16 +67,19 @@ func routeEvents(ep postback.Endpoint) []string {
 // again with fresh attempts and their original webhook-id.
 func (a *API) replayPostbacks(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("dispatch_id")
-	if !message.ValidDispatchID(id) {
-		a.fail(w, r, notFound(fmt.Sprintf("message %q not found: a dispatch_id is 32 lowercase hex characters", id)))
-		return
-	}
 	var in workflows.ReplayInput
 	if r.ContentLength != 0 {
 		if err := decodeJSON(w, r, &in); err != nil {
 			a.fail(w, r, err)
 			return
 		}
+	}
+	if err := a.ownMessage(r, id); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if !a.limitMessage(w, r, "replay", id, replayLimit) {
+		return
 	}
 	h, err := a.client.UpdateWorkflow(r.Context(), client.UpdateWorkflowOptions{
 		WorkflowID: workflows.WorkflowID(id), UpdateName: workflows.UpdateReplayPostbacks,
@@ -78,16 +94,18 @@ func (a *API) replayPostbacks(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	a.logger.Info("postbacks replayed", "dispatch_id", id, "replayed", res.Replayed, "status", in.Status, "endpoint", in.Endpoint)
+	a.audit(r, "postbacks.replay", id, "replayed", res.Replayed, "status", in.Status, "endpoint", in.Endpoint)
 	writeJSON(w, http.StatusAccepted, res)
 }
 
 // testPostbackRequest is the body of POST /v1/postbacks/test.
 type testPostbackRequest struct {
-	// EndpointID of a configured endpoint, or URL (with Workspace's settings).
+	// EndpointID of a configured endpoint of the key's workspace, or URL (ad hoc:
+	// unsigned, without credentials).
 	EndpointID string `json:"endpoint_id,omitempty"`
 	URL        string `json:"url,omitempty"`
-	Workspace  string `json:"workspace,omitempty"`
+	// Workspace must be the key's (403 otherwise); it may be left out.
+	Workspace string `json:"workspace,omitempty"`
 	// Status of the sample postback. Defaults to "delivered".
 	Status string `json:"status,omitempty"`
 }
@@ -98,33 +116,41 @@ type testPostbackResponse struct {
 	OK         bool   `json:"ok"`
 	StatusCode int    `json:"status_code,omitempty"`
 	LatencyMS  int64  `json:"latency_ms"`
-	Body       string `json:"body,omitempty"`
-	Error      string `json:"error,omitempty"`
+	// Body and Error are shown for registered endpoints only: an ad-hoc URL's
+	// answer is not relayed (the API would otherwise be a proxy into any network).
+	Body  string `json:"body,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // testPostback is POST /v1/postbacks/test, Braze's "test the postback" step: a
-// signed sample postback goes to the endpoint now, once, and the answer says what
-// the receiver said. 200 whatever the receiver answered; ok tells if it was 2xx.
+// sample postback goes to the endpoint now, once, and the answer says what the
+// receiver said. A registered endpoint gets it signed and authenticated as its
+// real postbacks; an ad-hoc URL gets it unsigned and without credentials, and
+// the answer shows only the status code and latency. 200 whatever the receiver
+// answered; ok tells if it was 2xx.
 func (a *API) testPostback(w http.ResponseWriter, r *http.Request) {
 	var in testPostbackRequest
 	if err := decodeJSON(w, r, &in); err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	if in.Workspace == "" {
-		in.Workspace = message.DefaultWorkspace
+	ws, err := a.workspace(r, in.Workspace, "workspace")
+	if err != nil {
+		a.fail(w, r, err)
+		return
 	}
 	if in.Status == "" {
 		in.Status = string(message.StatusDelivered)
 	}
 	var ep postback.Endpoint
+	adHoc := false
 	switch {
 	case in.EndpointID != "" && in.URL != "":
 		a.fail(w, r, badRequest("endpoint_id, url: give one, not both"))
 		return
 	case in.EndpointID != "":
 		var ok bool
-		if ep, ok = a.endpoints.Get(in.EndpointID); !ok {
+		if ep, ok = a.endpoints.Get(in.EndpointID); !ok || !owns(r, ep.Workspace) {
 			a.fail(w, r, notFound(fmt.Sprintf("endpoint %q is not configured", in.EndpointID)))
 			return
 		}
@@ -133,7 +159,8 @@ func (a *API) testPostback(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, badRequest("url: "+err.Error()))
 			return
 		}
-		ep = a.endpoints.Inherit(in.Workspace, in.URL)
+		ep, adHoc = a.endpoints.AdHoc(ws, in.URL), true
+		ep.Secrets = nil // a sample signed with the workspace's secret would be a signature oracle
 	default:
 		a.fail(w, r, badRequest("endpoint_id or url: one is required"))
 		return
@@ -154,10 +181,13 @@ func (a *API) testPostback(w http.ResponseWriter, r *http.Request) {
 	n := postback.Notification{Postback: body, Recipient: "test@example.com", Provider: a.cfg.ESP, ReceivedAt: now, Subject: "dispatchflow test postback"}
 	webhookID := "msg_test_" + id
 	att := postback.Deliver(r.Context(), a.postbackHTTP, ep, n, webhookID, now)
-	writeJSON(w, http.StatusOK, testPostbackResponse{
-		Endpoint: ep.Label(), WebhookID: webhookID, OK: att.OK(), StatusCode: att.StatusCode,
-		LatencyMS: att.Duration.Milliseconds(), Body: att.ResponseBody, Error: att.Error,
-	})
+	a.audit(r, "postbacks.test", ep.Label(), "status_code", att.StatusCode, "ad_hoc", adHoc)
+	out := testPostbackResponse{Endpoint: ep.Label(), WebhookID: webhookID, OK: att.OK(), StatusCode: att.StatusCode,
+		LatencyMS: att.Duration.Milliseconds()}
+	if !adHoc {
+		out.Body, out.Error = att.ResponseBody, att.Error
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // endpointView is one endpoint of GET /v1/endpoints: its settings without secrets,
@@ -197,7 +227,9 @@ func (a *API) listEndpoints(w http.ResponseWriter, r *http.Request) {
 		Endpoints []endpointView `json:"endpoints"`
 	}{Endpoints: []endpointView{}}
 	for _, ep := range a.endpoints.All() {
-		out.Endpoints = append(out.Endpoints, a.endpointView(ctx, ep))
+		if owns(r, ep.Workspace) {
+			out.Endpoints = append(out.Endpoints, a.endpointView(ctx, ep))
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -216,7 +248,7 @@ func (a *API) disableEndpoint(w http.ResponseWriter, r *http.Request) { a.switch
 func (a *API) switchEndpoint(w http.ResponseWriter, r *http.Request, enable bool) {
 	id := r.PathValue("id")
 	ep, ok := a.endpoints.Get(id)
-	if !ok {
+	if !ok || !owns(r, ep.Workspace) {
 		a.fail(w, r, notFound(fmt.Sprintf("endpoint %q is not configured", id)))
 		return
 	}
@@ -240,7 +272,11 @@ func (a *API) switchEndpoint(w http.ResponseWriter, r *http.Request, enable bool
 		a.fail(w, r, err)
 		return
 	}
-	a.logger.Info("endpoint switched", "endpoint", id, "enabled", enable, "reason", in.Reason)
+	action := "endpoint.disable"
+	if enable {
+		action = "endpoint.enable"
+	}
+	a.audit(r, action, id, "reason", in.Reason)
 	// Signals are applied asynchronously: answer with the state they lead to.
 	v := a.endpointView(r.Context(), ep)
 	v.Enabled = enable

@@ -508,7 +508,7 @@ func (m *messageImpl) validatePatchFallback(_ workflow.Context, pt fallback.Patc
 	case FallbackCancelled:
 		return conflict("fallback was cancelled")
 	}
-	if err := pt.Validate("fallback", []string{fallback.ChannelSandbox, fallback.ChannelSMS, fallback.ChannelWebhook}); err != nil {
+	if err := pt.Validate("fallback", []string{fallback.ChannelSandbox, fallback.ChannelSMS, fallback.ChannelWebhook}, fallback.Limits{AnyDestination: true}); err != nil {
 		return temporal.NewApplicationError(err.Error(), ErrFallbackInvalid)
 	}
 	return nil

@@ -81,7 +81,9 @@ type State struct {
 	Reason         string         `json:"reason,omitempty"`
 	ExternalSendID string         `json:"external_send_id,omitempty"`
 	CampaignAPIID  string         `json:"campaign_api_id,omitempty"`
-	Recipient      string         `json:"recipient"`
+	// Workspace owns the message: only its API keys may see or change it.
+	Workspace string `json:"workspace,omitempty"`
+	Recipient string `json:"recipient"`
 	// ESP is the provider's receipt once it accepted the message.
 	ESP *esp.Receipt `json:"esp,omitempty"`
 	// Times of the hand-over, as in the sent postback.
@@ -162,6 +164,7 @@ func newMessageImpl(ctx workflow.Context, in MessageInput) *messageImpl {
 		Status:         message.StatusQueued,
 		ExternalSendID: in.Request.ExternalSendID,
 		CampaignAPIID:  in.Request.CampaignAPIID,
+		Workspace:      in.Request.Workspace,
 		Recipient:      in.Recipient,
 		SendTimes:      message.SendTimes{ReceivedAt: in.ReceivedAt, EnqueuedAt: workflow.GetInfo(ctx).WorkflowStartTime},
 		UpdatedAt:      now,

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -21,8 +22,10 @@ import (
 )
 
 // clientEnv is the client commands' own environment; the processes' is config.Config.
+// The key is read from the environment only, never from a flag: flags show in ps.
 type clientEnv struct {
 	APIURL string `envconfig:"API_URL" default:"http://localhost:8080" desc:"API the client commands call (--api overrides it)"`
+	APIKey string `envconfig:"API_KEY" desc:"API key the client commands send as Authorization: Bearer (none by default)"`
 }
 
 // stdio is where a command reads and writes.
@@ -31,7 +34,7 @@ type stdio struct {
 	out, errOut io.Writer
 }
 
-// command is one client subcommand: its flags, its arguments and what it does.
+// command is one subcommand: its flags, its arguments and what it does.
 type command struct {
 	name    string // "events post"
 	args    string // "<provider> <file>"
@@ -40,7 +43,10 @@ type command struct {
 	example string
 	fs      *flag.FlagSet
 	api     string
+	apiKey  string
 	json    bool
+	// offline commands (keys new) call no API: run gets a nil client.
+	offline bool
 	run     func(ctx context.Context, c *client.Client, args []string, std stdio) error
 }
 
@@ -49,43 +55,65 @@ type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
 
-// clientCommands builds each client subcommand by its name.
-var clientCommands = map[string]func() *command{
-	"send":            sendCommand,
-	"status":          statusCommand,
-	"list":            listCommand,
-	"events post":     eventsPostCommand,
-	"fallback cancel": fallbackCancelCommand,
+// commands builds each subcommand by its name: the client commands, and the
+// offline keys commands.
+var commands = map[string]func() *command{
+	"send":                sendCommand,
+	"status":              statusCommand,
+	"list":                listCommand,
+	"events post":         eventsPostCommand,
+	"fallback cancel":     fallbackCancelCommand,
+	"keys new":            keysNewCommand,
+	"keys signing-secret": keysSigningSecretCommand,
 }
 
-// groups are the commands with a verb after them.
-var groups = map[string]string{"events": "post", "fallback": "cancel"}
+// groups are the commands with a verb after them, and their verbs.
+var groups = map[string][]string{"events": {"post"}, "fallback": {"cancel"}, "keys": {"new", "signing-secret"}}
 
-// newCommand returns a command with the flags every client command has.
+// newCommand returns a client command, with the flags every client command has.
+// Its API key is $DISPATCHFLOW_API_KEY.
 func newCommand(name, args string, nargs int, summary, example string) *command {
-	c := &command{name: name, args: args, nargs: nargs, summary: summary, example: example}
-	c.fs = flag.NewFlagSet("dispatchflow "+name, flag.ContinueOnError)
-	c.fs.SetOutput(io.Discard) // errors and usage are printed by runClient
-	c.fs.Usage = func() {}
+	c := baseCommand(name, args, nargs, summary, example)
 	var env clientEnv
-	_ = envconfig.Process(config.Prefix, &env) // a string: it cannot fail
+	_ = envconfig.Process(config.Prefix, &env) // strings: it cannot fail
+	c.apiKey = env.APIKey
 	c.fs.StringVar(&c.api, "api", env.APIURL, "the API's base `URL` (default $DISPATCHFLOW_API_URL)")
 	c.fs.BoolVar(&c.json, "json", false, "print the API's JSON answer, for scripts")
 	return c
 }
 
-// runClient runs a client command and returns the exit code: 0 success, 1 error
+// newOfflineCommand returns a command that calls no API.
+func newOfflineCommand(name, args string, nargs int, summary, example string) *command {
+	c := baseCommand(name, args, nargs, summary, example)
+	c.offline = true
+	c.fs.BoolVar(&c.json, "json", false, "print JSON, for scripts")
+	return c
+}
+
+func baseCommand(name, args string, nargs int, summary, example string) *command {
+	c := &command{name: name, args: args, nargs: nargs, summary: summary, example: example}
+	c.fs = flag.NewFlagSet("dispatchflow "+name, flag.ContinueOnError)
+	c.fs.SetOutput(io.Discard) // errors and usage are printed by runCommand
+	c.fs.Usage = func() {}
+	return c
+}
+
+// runCommand runs a subcommand and returns the exit code: 0 success, 1 error
 // (network, or the API answered non-2xx), 2 usage.
-func runClient(args []string, std stdio) int {
+func runCommand(args []string, std stdio) int {
 	name := args[0]
-	if verb, ok := groups[name]; ok {
-		if len(args) < 2 || args[1] != verb {
-			fmt.Fprintf(std.errOut, "dispatchflow %s: want 'dispatchflow %s %s'; see 'dispatchflow %s %s --help'\n", name, name, verb, name, verb)
+	if verbs, ok := groups[name]; ok {
+		if len(args) < 2 || !slices.Contains(verbs, args[1]) {
+			var want []string
+			for _, v := range verbs {
+				want = append(want, fmt.Sprintf("'dispatchflow %s %s'", name, v))
+			}
+			fmt.Fprintf(std.errOut, "dispatchflow %s: want %s; see 'dispatchflow %s %s --help'\n", name, strings.Join(want, " or "), name, verbs[0])
 			return 2
 		}
-		name, args = name+" "+verb, args[1:]
+		name, args = name+" "+args[1], args[1:]
 	}
-	cmd := clientCommands[name]()
+	cmd := commands[name]()
 	pos, err := parseInterspersed(cmd.fs, args[1:])
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -99,10 +127,17 @@ func runClient(args []string, std stdio) int {
 		cmd.printUsage(std.errOut)
 		return 2
 	}
-	c, err := client.New(cmd.api)
-	if err != nil {
-		fmt.Fprintf(std.errOut, "dispatchflow %s: --api: %v\n", name, err)
-		return 2
+	var c *client.Client
+	if !cmd.offline {
+		c, err = client.New(cmd.api, client.WithAPIKey(cmd.apiKey))
+		if err != nil {
+			source := "--api"
+			if errors.Is(err, client.ErrInvalidAPIKey) {
+				source = "DISPATCHFLOW_API_KEY"
+			}
+			fmt.Fprintf(std.errOut, "dispatchflow %s: %s: %v\n", name, source, err)
+			return 2
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -1,7 +1,8 @@
 // Command dispatchflow runs dispatchflow against a Temporal cluster — the HTTP API,
 // the worker, or both in one process — and is the API's command line client (send,
-// status, list, events post, fallback cancel). Configuration is the environment
-// (see --help).
+// status, list, events post, fallback cancel). 'keys new' and 'keys
+// signing-secret' make API keys and signing secrets offline. Configuration is the
+// environment (see --help).
 package main
 
 import (
@@ -29,13 +30,17 @@ everything on this machine with an embedded Temporal server and its Web UI,
 use 'make run' instead.
 
 Client commands (call the API at --api, or $DISPATCHFLOW_API_URL, default
-http://localhost:8080; each has --help and --json; exit code 0 ok, 1 error,
-2 usage):
+http://localhost:8080, with the API key in $DISPATCHFLOW_API_KEY; each has
+--help and --json; exit code 0 ok, 1 error, 2 usage):
   dispatchflow send --to … --subject … --text …   send an email
   dispatchflow status <dispatch_id>                 a message's status, events, postbacks
   dispatchflow list [--status …]                    list and search messages
   dispatchflow events post <provider> <file>        post an ESP webhook body
   dispatchflow fallback cancel <dispatch_id>        cancel a pending fallback
+
+Keys (offline, for DISPATCHFLOW_API_KEYS_FILE):
+  dispatchflow keys new --workspace … --scopes …  make an API key and its file entry
+  dispatchflow keys signing-secret                 make a workspace signing secret
 
 Configuration of the processes (environment variables):
 `
@@ -48,11 +53,11 @@ func main() {
 func run(args []string, std stdio) int {
 	stdout, stderr := std.out, std.errOut
 	if len(args) > 0 {
-		if _, ok := clientCommands[args[0]]; ok {
-			return runClient(args, std)
+		if _, ok := commands[args[0]]; ok {
+			return runCommand(args, std)
 		}
 		if _, ok := groups[args[0]]; ok {
-			return runClient(args, std)
+			return runCommand(args, std)
 		}
 	}
 	if len(args) != 1 {

@@ -66,6 +66,7 @@ func (tw *twilio) messages() []url.Values {
 func withTwilio(tw *twilio) func(*config.Config) {
 	return func(c *config.Config) {
 		c.TwilioBaseURL, c.TwilioAccountSID, c.TwilioAuthToken, c.TwilioFrom = tw.URL, twilioSID, twilioToken, "+15005550006"
+		c.SMSAllowedCountries = []string{"1", "33"}
 	}
 }
 

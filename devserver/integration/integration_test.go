@@ -7,6 +7,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +29,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/dispatchflow/dispatchflow/app"
+	"github.com/dispatchflow/dispatchflow/auth"
 	"github.com/dispatchflow/dispatchflow/config"
 	"github.com/dispatchflow/dispatchflow/devserver"
 	"github.com/dispatchflow/dispatchflow/esp"
@@ -61,7 +64,11 @@ func TestMain(m *testing.M) {
 
 // system is one running dispatchflow: API, worker and a postback receiver.
 type system struct {
-	t        *testing.T
+	t *testing.T
+	// keys are the API keys of the system's keys file by name (see testKeys);
+	// key is the one do sends ("admin": workspace default, every scope).
+	keys     map[string]string
+	key      string
 	client   client.Client
 	api      string
 	cfg      config.Config
@@ -105,6 +112,13 @@ func (c countingSender) Send(ctx context.Context, e esp.Email) (esp.Receipt, err
 
 func setup(t *testing.T, edit func(*config.Config)) *system {
 	t.Helper()
+	return setupWith(t, newReceiver(t), edit)
+}
+
+// setupWith is setup with rcv as the postback receiver (s.postback), for
+// configurations that register its URL.
+func setupWith(t *testing.T, rcv *receiver, edit func(*config.Config)) *system {
+	t.Helper()
 	cfg, err := config.Load()
 	if err != nil {
 		t.Fatal(err)
@@ -118,12 +132,19 @@ func setup(t *testing.T, edit func(*config.Config)) *system {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 
-	s := &system{t: t, postback: newReceiver(t)}
+	s := &system{t: t, postback: rcv}
+	cfg.APIKeysFile, s.keys = writeTestKeys(t)
+	s.key = s.keys["admin"]
+	cfg.IDSecret = "integration-test-id-secret-0123456789"
 	var handler http.Handler
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(api.Close)
 	cfg.PublicURL = api.URL
 	cfg.AllowNetworks = []string{"127.0.0.0/8", "::1/128"} // the httptest receivers
+	// Fallback tests run on sub-second deadlines, and post webhook steps to
+	// httptest receivers: TestFallbackCaps checks the production bounds.
+	cfg.FallbackMinDuration = 0
+	cfg.FallbackWebhookHosts = []string{"127.0.0.1"}
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -143,6 +164,65 @@ func setup(t *testing.T, edit func(*config.Config)) *system {
 	s.startWorker()
 	t.Cleanup(s.stopWorker)
 	return s
+}
+
+// testKeys are the keys of every system: name → workspace, scopes, expired.
+var testKeys = []struct {
+	name, workspace string
+	scopes          []auth.Scope
+	expired         bool
+	rate            *auth.RateLimit
+}{
+	{"admin", "default", []auth.Scope{auth.ScopeAll}, false, nil},
+	{"other", "globex", []auth.Scope{auth.ScopeAll}, false, nil},
+	{"expired", "default", []auth.Scope{auth.ScopeAll}, true, nil},
+	{"reader", "default", []auth.Scope{auth.ScopeMessagesRead}, false, nil},
+	{"sender", "default", []auth.Scope{auth.ScopeMessagesSend}, false, nil},
+	{"limited", "default", []auth.Scope{auth.ScopeMessagesRead}, false, &auth.RateLimit{PerSecond: 1, Burst: 2}},
+}
+
+// testSigningSecrets are the workspaces' postback signing secrets.
+var testSigningSecrets = map[string]string{
+	"default": "whsec_" + base64.StdEncoding.EncodeToString([]byte("default-workspace-signing-key-32")),
+	"globex":  "whsec_" + base64.StdEncoding.EncodeToString([]byte("globex-workspace-signing-key--32")),
+}
+
+// writeTestKeys writes the keys file of testKeys and returns its path and the
+// keys by name.
+func writeTestKeys(t *testing.T) (string, map[string]string) {
+	t.Helper()
+	plain := map[string]string{}
+	var keys []auth.Key
+	for _, tk := range testKeys {
+		p, k, err := auth.NewKey(tk.name, tk.workspace, tk.scopes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tk.expired {
+			k.ExpiresAt = time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+		}
+		k.RateLimit = tk.rate
+		plain[tk.name], keys = p, append(keys, k)
+	}
+	var wss []auth.Workspace
+	for _, name := range []string{"default", "globex"} {
+		wss = append(wss, auth.Workspace{Name: name, SigningSecrets: []string{testSigningSecrets[name]}})
+	}
+	raw, err := json.Marshal(map[string]any{"workspaces": wss, "keys": keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "keys.json")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, plain
+}
+
+// as returns a copy of s whose requests carry key name (see testKeys); "" sends none.
+func (s *system) as(name string) *system {
+	return &system{t: s.t, keys: s.keys, key: s.keys[name], client: s.client, api: s.api, cfg: s.cfg,
+		postback: s.postback, logger: s.logger}
 }
 
 // do sends an API request and decodes the JSON answer into out (when non-nil).
@@ -167,6 +247,9 @@ func (s *system) do(method, path string, body any, out any) *http.Response {
 		s.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if s.key != "" {
+		req.Header.Set("Authorization", "Bearer "+s.key)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		s.t.Fatal(err)

@@ -2,13 +2,18 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dispatchflow/dispatchflow/auth"
+	"github.com/dispatchflow/dispatchflow/config"
 	"github.com/dispatchflow/dispatchflow/message"
 	"github.com/dispatchflow/dispatchflow/workflows"
 )
@@ -46,9 +51,11 @@ func (p listPage) ids() []string {
 // tell the story without personal data.
 func TestListMessages(t *testing.T) {
 	t.Parallel()
-	s := setup(t, nil)
-	// A workspace of this run only: the server is shared by every test.
+	// A workspace of this run only (the server is shared by every test), and a key of it.
 	ws := "it-list-" + message.NewDispatchID()[:8]
+	key, keysFile := workspaceKey(t, ws)
+	s := setup(t, func(c *config.Config) { c.APIKeysFile = keysFile })
+	s.key = key
 	ext := "list-" + message.NewDispatchID()[:8]
 	delivered := s.send(message.SendRequest{To: "ok@example.com", Subject: "s", Text: "t", Workspace: ws, ExternalSendID: ext, PostbackURL: s.postback.URL})
 	bounced := s.send(message.SendRequest{To: "bounce@example.com", Subject: "s", Text: "t", Workspace: ws, PostbackURL: s.postback.URL})
@@ -146,4 +153,23 @@ func TestListMessages(t *testing.T) {
 		}
 		t.Logf("%s message's search attributes: %v", tt.status, attrs)
 	}
+}
+
+// workspaceKey writes a keys file with one key of every scope for workspace ws
+// and returns the key and the file.
+func workspaceKey(t *testing.T, ws string) (key, path string) {
+	t.Helper()
+	key, k, err := auth.NewKey("ws-admin", ws, []auth.Scope{auth.ScopeAll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(map[string]any{
+		"workspaces": []auth.Workspace{{Name: ws, SigningSecrets: []string{auth.NewSigningSecret()}}},
+		"keys":       []auth.Key{k},
+	})
+	path = filepath.Join(t.TempDir(), "keys.json")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return key, path
 }

@@ -32,7 +32,7 @@ func TestHappyPath(t *testing.T) {
 		ExternalSendID: ext, CampaignAPIID: "417220e4-5a2a-b634-7f7d-9ec891532368",
 		PostbackURL: s.postback.URL,
 	})
-	if want := message.DispatchIDFor(ext); id != want {
+	if want := message.DispatchIDFor([]byte(s.cfg.IDSecret), message.DefaultWorkspace, ext); id != want {
 		t.Errorf("dispatch_id = %s, want %s (derived from external_send_id)", id, want)
 	}
 	pbs := s.postback.waitFor(t, id, 3)
@@ -185,7 +185,8 @@ func TestSameExternalSendIDSendsOnce(t *testing.T) {
 
 func TestPostbackEndpointDownThenUp(t *testing.T) {
 	t.Parallel()
-	s := setup(t, withShortRetries(t, schedule(5, "200ms")...))
+	rcv := newReceiver(t)
+	s := setupWith(t, rcv, withShortRetries(t, rcv, schedule(5, "200ms")...))
 	s.postback.failFirst = 2 // the local first attempt and the first retry
 	id := s.send(message.SendRequest{To: "ok@example.com", Subject: "s", Text: "t", PostbackURL: s.postback.URL})
 	pbs := s.postback.waitFor(t, id, 3)
@@ -297,7 +298,8 @@ func TestSendAndQueryErrors(t *testing.T) {
 // error, and once the endpoint is back every postback arrives, in status order.
 func TestEndpointDownDoesNotBlockEvents(t *testing.T) {
 	t.Parallel()
-	s := setup(t, withShortRetries(t, append(schedule(3, "300ms"), schedule(30, "1s")...)...))
+	rcv := newReceiver(t)
+	s := setupWith(t, rcv, withShortRetries(t, rcv, append(schedule(3, "300ms"), schedule(30, "1s")...)...))
 	s.postback.setDown(true)
 	id := s.send(message.SendRequest{To: "ok@example.com", Subject: "s", Text: "t", PostbackURL: s.postback.URL})
 

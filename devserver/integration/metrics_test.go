@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/dispatchflow/dispatchflow/app"
 	"github.com/dispatchflow/dispatchflow/config"
 	"github.com/dispatchflow/dispatchflow/message"
+	"github.com/dispatchflow/dispatchflow/metrics"
 	"github.com/dispatchflow/dispatchflow/metrics/metricstest"
 	"github.com/dispatchflow/dispatchflow/worker"
 	"github.com/dispatchflow/dispatchflow/workflows"
@@ -28,7 +30,7 @@ func TestMetrics(t *testing.T) {
 	endpoint := mustHost(t, s.postback.URL)
 	// Registry is the process's: with -count=2 this test's labels are already
 	// there. What counts is what this run adds.
-	before := metricstest.Scrape(t, s.api+"/metrics")
+	before := metricstest.Scrape(t, s.metricsURL())
 	var ids []string
 	for range 2 {
 		ids = append(ids, s.send(message.SendRequest{To: "ok@example.com", Subject: "Your order", Text: "Thanks.", PostbackURL: s.postback.URL}))
@@ -67,7 +69,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("transitions %v, %v postbacks: want a delivered and a bounced message's", wantTransitions, postbacks)
 	}
 
-	samples := metricstest.Scrape(t, s.api+"/metrics")
+	samples := metricstest.Scrape(t, s.metricsURL())
 	tq := map[string]string{"task_queue": s.cfg.TaskQueue}
 	tests := []struct {
 		name   string
@@ -193,4 +195,12 @@ func mustHost(t *testing.T, raw string) string {
 		t.Fatal(err)
 	}
 	return u.Host
+}
+
+// metricsURL serves this process's /metrics (as DISPATCHFLOW_METRICS_ADDR
+// does, beside the API) for the test's life.
+func (s *system) metricsURL() string {
+	srv := httptest.NewServer(metrics.Handler())
+	s.t.Cleanup(srv.Close)
+	return srv.URL + "/metrics"
 }

@@ -93,7 +93,11 @@ func run(ctx context.Context, c checkConfig, w io.Writer) (err error) {
 
 	msgs := messages(strconv.FormatInt(time.Now().UnixNano(), 36))
 	delivered, bounced, escalated := msgs[0], msgs[1], msgs[2]
-	api := newAPI(sys.APIURL)
+	key, err := sys.apiKey()
+	if err != nil {
+		return err
+	}
+	api := newAPI(sys.APIURL, key)
 	for _, m := range msgs {
 		if err := api.send(ctx, m); err != nil {
 			return err

@@ -57,17 +57,18 @@ const fallbackPhone = "+33612345678"
 // api is a client of dispatchflow's HTTP API.
 type api struct {
 	base   string
+	key    string // sent as Authorization: Bearer
 	client *retryablehttp.Client
 }
 
-func newAPI(base string) *api {
+func newAPI(base, key string) *api {
 	c := retryablehttp.NewClient()
 	c.Logger = nil
 	c.RetryMax = 3
 	c.RetryWaitMin = 200 * time.Millisecond
 	c.RetryWaitMax = time.Second
 	c.HTTPClient.Timeout = 10 * time.Second
-	return &api{base: base, client: c}
+	return &api{base: base, key: key, client: c}
 }
 
 // send posts m and records its dispatch_id.
@@ -131,6 +132,9 @@ func (a *api) do(ctx context.Context, method, path string, body any, wantCode in
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if a.key != "" {
+		req.Header.Set("Authorization", "Bearer "+a.key)
 	}
 	resp, err := a.client.Do(req)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -56,6 +57,7 @@ func startSystem(binary string, log io.Writer) (*system, error) {
 	cmd.Env = append(withoutEnv(os.Environ(), "TEMPORAL_ADDRESS", "DISPATCHFLOW_"),
 		"DISPATCHFLOW_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(apiPort),
 		"DISPATCHFLOW_DEV_INBOX=true",
+		"DISPATCHFLOW_METRICS_ADDR=", // no fixed port to collide on
 	)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
@@ -168,4 +170,14 @@ next:
 		out = append(out, kv)
 	}
 	return out
+}
+
+// apiKey is the development API key dispatchflow-dev made in its data directory
+// (dev-api-key) before its API came up.
+func (s *system) apiKey() (string, error) {
+	raw, err := os.ReadFile(filepath.Join(s.dataDir, "dev-api-key"))
+	if err != nil {
+		return "", fmt.Errorf("the development API key of dispatchflow-dev: %w", err)
+	}
+	return strings.TrimSpace(string(raw)), nil
 }

@@ -85,6 +85,11 @@ func TestAPI(t *testing.T) {
 	var polls atomic.Int32
 	var posted map[string]any
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer dfk_t_key" {
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"error": "missing API key"}`)
+			return
+		}
 		switch r.Method + " " + r.URL.Path {
 		case "POST /v1/messages":
 			_ = json.NewDecoder(r.Body).Decode(&posted)
@@ -102,7 +107,7 @@ func TestAPI(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	a := newAPI(srv.URL)
+	a := newAPI(srv.URL, "dfk_t_key")
 	m := messages("t")[2]
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -49,5 +49,5 @@ func run() error {
 		return err
 	}
 	defer w.Stop()
-	return starter.Serve(ctx, cfg.HTTPAddr, starter.New(c, cfg, logger).Handler(), logger)
+	return starter.Serve(ctx, "API", cfg.HTTPAddr, starter.New(c, cfg, logger).Handler(), logger)
 }

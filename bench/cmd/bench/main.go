@@ -37,6 +37,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/dispatchflow/dispatchflow/auth"
+	"github.com/dispatchflow/dispatchflow/message"
 )
 
 type options struct {
@@ -72,6 +75,11 @@ func run(o options) error {
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// The API as deployed: every send authenticated with a key of a keys file.
+	keyEnv, err := writeKeys(dir)
+	if err != nil {
+		return err
+	}
 
 	var server *proc
 	addr := o.temporal
@@ -129,7 +137,9 @@ func run(o options) error {
 			"DISPATCHFLOW_ALLOW_NETWORKS=127.0.0.0/8", // the receiver is on loopback
 			"DISPATCHFLOW_LOG_LEVEL=warn",
 			"DISPATCHFLOW_EAGER_START=" + strconv.FormatBool(o.eager),
+			"DISPATCHFLOW_METRICS_ADDR=", // two processes: no shared metrics port
 		}
+		env = append(env, keyEnv...)
 		args := []string{}
 		if sys.binary == "dispatchflow" {
 			args = []string{"serve"}
@@ -380,10 +390,15 @@ func measureCeiling(ctx context.Context, c client.Client, o options) (float64, e
 // windows, then bursts events at 200 of them.
 func measureScale(ctx context.Context, c client.Client, o options, addr, dir string, rec *receiver) (string, error) {
 	port := freePort()
-	p, err := start(ctx, dir, "dispatchflow-scale", filepath.Join(o.bin, "dispatchflow"), []string{
+	keyEnv, err := writeKeys(dir)
+	if err != nil {
+		return "", err
+	}
+	p, err := start(ctx, dir, "dispatchflow-scale", filepath.Join(o.bin, "dispatchflow"), append([]string{
 		"TEMPORAL_ADDRESS=" + addr, fmt.Sprintf("DISPATCHFLOW_HTTP_ADDR=127.0.0.1:%d", port),
 		"DISPATCHFLOW_TASK_QUEUE=bench-scale", "DISPATCHFLOW_POSTBACK_URL=" + rec.url, "DISPATCHFLOW_ALLOW_NETWORKS=127.0.0.0/8", "DISPATCHFLOW_LOG_LEVEL=warn",
-	}, "serve")
+		"DISPATCHFLOW_METRICS_ADDR=",
+	}, keyEnv...), "serve")
 	if err != nil {
 		return "", err
 	}
@@ -556,6 +571,30 @@ func (r *receiver) wait(ctx context.Context, id, status string, since time.Time)
 
 var httpClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 
+// apiKey authenticates the bench's requests (writeKeys makes it).
+var apiKey string
+
+// writeKeys writes a keys file with one key of every scope for workspace
+// "default" into dir, sets apiKey, and returns the variables that point the API
+// at it.
+func writeKeys(dir string) ([]string, error) {
+	plain, k, err := auth.NewKey("bench", message.DefaultWorkspace, []auth.Scope{auth.ScopeAll})
+	if err != nil {
+		return nil, err
+	}
+	apiKey = plain
+	file := map[string]any{
+		"workspaces": []map[string]any{{"name": message.DefaultWorkspace, "signing_secrets": []string{auth.NewSigningSecret()}}},
+		"keys":       []auth.Key{k},
+	}
+	raw, _ := json.Marshal(file)
+	path := filepath.Join(dir, "keys.json")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		return nil, err
+	}
+	return []string{"DISPATCHFLOW_API_KEYS_FILE=" + path, "DISPATCHFLOW_ID_SECRET=" + strings.Repeat("b", 32)}, nil
+}
+
 func post(ctx context.Context, url string, body, out any) error {
 	raw, _ := json.Marshal(body)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(raw))
@@ -563,6 +602,7 @@ func post(ctx context.Context, url string, body, out any) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+apiKey)
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		return err

@@ -54,12 +54,18 @@ func run(dataDir string, port, uiPort int, serverOnly bool) error {
 	logger := app.NewLogger(cfg, os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return err
+	}
+	var creds *devCredentials
+	if !serverOnly {
+		if creds, err = useDevCredentials(&cfg, dataDir); err != nil {
+			return fmt.Errorf("development credentials: %w", err)
+		}
+	}
 
 	uiURL := "(the cluster's own UI)"
 	if os.Getenv("TEMPORAL_ADDRESS") == "" {
-		if err := os.MkdirAll(dataDir, 0o755); err != nil {
-			return err
-		}
 		srv, err := devserver.Start(devserver.Options{
 			DBFile:    filepath.Join(dataDir, "temporal.db"),
 			Port:      port,
@@ -88,5 +94,12 @@ func run(dataDir string, port, uiPort int, serverOnly bool) error {
 	defer c.Close()
 	logger.Info("dispatchflow is up", "api", cfg.PublicURL, "temporal", cfg.Temporal.Address, "temporal_ui", uiURL,
 		"esp", cfg.ESP, "default_postback_url", cfg.PostbackURL)
+	if creds != nil {
+		// Printed on purpose, on this machine only: make run's convenience.
+		fmt.Fprintf(os.Stderr, "\n  Development API key (workspace default, every scope; kept in %s):\n\n    export KEY=%s\n\n"+
+			"  Postbacks are signed (Standard Webhooks) with the workspace's signing secret:\n\n    %s\n\n"+
+			"  Local development only: a deployment gets its keys from DISPATCHFLOW_API_KEYS_FILE (docs/security.md).\n\n",
+			creds.KeyFile, creds.APIKey, creds.SigningSecret)
+	}
 	return app.Run(ctx, c, cfg, logger, app.Roles{API: true, Worker: true})
 }
