@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -15,8 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
+	"github.com/dispatchflow/dispatchflow/conffile"
 	"github.com/dispatchflow/dispatchflow/message"
 )
 
@@ -200,18 +198,6 @@ func (k *Key) allows(addr netip.Addr) bool {
 	return false
 }
 
-// fieldError is a problem with one field of an entry.
-type fieldError struct {
-	field string
-	msg   string
-}
-
-func (f *fieldError) Error() string { return f.field + ": " + f.msg }
-
-func errField(field, format string, args ...any) error {
-	return &fieldError{field: field, msg: fmt.Sprintf(format, args...)}
-}
-
 // file is the keys file.
 type file struct {
 	Workspaces []json.RawMessage `json:"workspaces"`
@@ -236,18 +222,12 @@ func LoadFile(path string) (*Keys, error) {
 // Parse is LoadFile on the file's contents raw; ext is ".yaml", ".yml" or
 // ".json", and name starts every error.
 func Parse(name string, raw []byte, ext string) (*Keys, error) {
-	switch strings.ToLower(ext) {
-	case ".yaml", ".yml":
-		var err error
-		if raw, err = yamlToJSON(raw); err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-	case ".json":
-	default:
-		return nil, fmt.Errorf("%s: unknown extension %q (want .yaml, .yml or .json)", name, ext)
+	raw, err := conffile.ToJSON(raw, ext)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	var f file
-	if err := strictJSON(raw, &f); err != nil {
+	if err := conffile.Strict(raw, &f); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	ks := &Keys{byID: make(map[string]*Key, len(f.Keys)), wsByName: make(map[string]int, len(f.Workspaces))}
@@ -269,7 +249,7 @@ func Parse(name string, raw []byte, ext string) (*Keys, error) {
 		}
 		// The same hash twice is an entry copied and edited: the copy's key cannot work.
 		if other, dup := hashes[k.Hash]; dup {
-			return nil, fmt.Errorf("%s: %w", where, errField("hash", "same as key %q's (each key has its own)", other))
+			return nil, fmt.Errorf("%s: %w", where, conffile.Errorf("hash", "same as key %q's (each key has its own)", other))
 		}
 		hashes[k.Hash] = k.ID
 	}
@@ -288,26 +268,26 @@ func note(entry json.RawMessage, field string) string {
 
 func (ks *Keys) addWorkspace(entry json.RawMessage) error {
 	var w Workspace
-	if err := strictJSON(entry, &w); err != nil {
+	if err := conffile.Strict(entry, &w); err != nil {
 		return err
 	}
 	if err := checkWorkspaceName("name", w.Name); err != nil {
 		return err
 	}
 	if _, dup := ks.wsByName[w.Name]; dup {
-		return errField("name", "%q is used by another workspace", w.Name)
+		return conffile.Errorf("name", "%q is used by another workspace", w.Name)
 	}
 	if len(w.SigningSecrets) == 0 {
-		return errField("signing_secrets", "at least one is required ('dispatchflow keys signing-secret' makes one)")
+		return conffile.Errorf("signing_secrets", "at least one is required ('dispatchflow keys signing-secret' makes one)")
 	}
 	for i, s := range w.SigningSecrets {
 		if err := CheckSigningSecret(s); err != nil {
-			return errField(fmt.Sprintf("signing_secrets[%d]", i), "%s", err)
+			return conffile.Errorf(fmt.Sprintf("signing_secrets[%d]", i), "%s", err)
 		}
 	}
 	for i, d := range w.FromDomains {
 		if !validDomain(d) {
-			return errField(fmt.Sprintf("from_domains[%d]", i), "%q is not a domain name", d)
+			return conffile.Errorf(fmt.Sprintf("from_domains[%d]", i), "%q is not a domain name", d)
 		}
 		w.FromDomains[i] = strings.ToLower(d)
 	}
@@ -325,31 +305,31 @@ func (ks *Keys) addKey(entry json.RawMessage) (*Key, error) {
 		ExpiresAt string          `json:"expires_at"`
 		RateLimit json.RawMessage `json:"rate_limit"`
 	}
-	if err := strictJSON(entry, &e); err != nil {
+	if err := conffile.Strict(entry, &e); err != nil {
 		return nil, err
 	}
 	k := Key(e.plainKey)
 	if len(e.RateLimit) > 0 && string(e.RateLimit) != "null" {
 		k.RateLimit = new(RateLimit)
-		if err := strictJSON(e.RateLimit, k.RateLimit); err != nil {
-			var fe *fieldError
+		if err := conffile.Strict(e.RateLimit, k.RateLimit); err != nil {
+			var fe *conffile.FieldError
 			if errors.As(err, &fe) {
-				return nil, errField("rate_limit."+fe.field, "%s", fe.msg)
+				return nil, conffile.Errorf("rate_limit."+fe.Field, "%s", fe.Msg)
 			}
-			return nil, errField("rate_limit", "%s", err)
+			return nil, conffile.Errorf("rate_limit", "%s", err)
 		}
 	}
 	if err := checkID(k.ID); err != nil {
 		return nil, err
 	}
 	if _, dup := ks.byID[k.ID]; dup {
-		return nil, errField("id", "%q is used by another key", k.ID)
+		return nil, conffile.Errorf("id", "%q is used by another key", k.ID)
 	}
 	if err := checkWorkspaceName("workspace", k.Workspace); err != nil {
 		return nil, err
 	}
 	if _, ok := ks.wsByName[k.Workspace]; !ok {
-		return nil, errField("workspace", "%q is not in workspaces (each workspace needs its signing_secrets)", k.Workspace)
+		return nil, conffile.Errorf("workspace", "%q is not in workspaces (each workspace needs its signing_secrets)", k.Workspace)
 	}
 	if err := checkScopes(k.Scopes); err != nil {
 		return nil, err
@@ -360,23 +340,23 @@ func (ks *Keys) addKey(entry json.RawMessage) (*Key, error) {
 	if e.ExpiresAt != "" {
 		t, err := time.Parse(time.RFC3339, e.ExpiresAt)
 		if err != nil {
-			return nil, errField("expires_at", "%q is not an RFC 3339 time (2027-01-01T00:00:00Z)", e.ExpiresAt)
+			return nil, conffile.Errorf("expires_at", "%q is not an RFC 3339 time (2027-01-01T00:00:00Z)", e.ExpiresAt)
 		}
 		k.ExpiresAt = t
 	}
 	for i, n := range k.AllowedNetworks {
 		p, err := ParseNetwork(n)
 		if err != nil {
-			return nil, errField(fmt.Sprintf("allowed_networks[%d]", i), "%s", err)
+			return nil, conffile.Errorf(fmt.Sprintf("allowed_networks[%d]", i), "%s", err)
 		}
 		k.networks = append(k.networks, p)
 	}
 	if r := k.RateLimit; r != nil {
 		if !(r.PerSecond > 0) {
-			return nil, errField("rate_limit.per_second", "%v must be positive", r.PerSecond)
+			return nil, conffile.Errorf("rate_limit.per_second", "%v must be positive", r.PerSecond)
 		}
 		if r.Burst < 1 {
-			return nil, errField("rate_limit.burst", "%d must be at least 1", r.Burst)
+			return nil, conffile.Errorf("rate_limit.burst", "%d must be at least 1", r.Burst)
 		}
 	}
 	ks.byID[k.ID] = &k
@@ -389,10 +369,10 @@ const hashPrefix = "sha256:"
 func (k *Key) decodeHash() error {
 	h, ok := strings.CutPrefix(k.Hash, hashPrefix)
 	if !ok || len(h) != 2*sha256.Size || strings.ToLower(h) != h {
-		return errField("hash", `must be "sha256:" and 64 lowercase hex digits ('dispatchflow keys new' prints it)`)
+		return conffile.Errorf("hash", `must be "sha256:" and 64 lowercase hex digits ('dispatchflow keys new' prints it)`)
 	}
 	if _, err := hex.Decode(k.sum[:], []byte(h)); err != nil {
-		return errField("hash", `must be "sha256:" and 64 lowercase hex digits ('dispatchflow keys new' prints it)`)
+		return conffile.Errorf("hash", `must be "sha256:" and 64 lowercase hex digits ('dispatchflow keys new' prints it)`)
 	}
 	return nil
 }
@@ -421,10 +401,10 @@ func ParseNetwork(s string) (netip.Prefix, error) {
 
 func checkID(id string) error {
 	if id == "" {
-		return errField("id", "required")
+		return conffile.Errorf("id", "required")
 	}
 	if !validID(id) {
-		return errField("id", "%q must be 3 to 64 of a-z, 0-9, '_' and '-'", id)
+		return conffile.Errorf("id", "%q must be 3 to 64 of a-z, 0-9, '_' and '-'", id)
 	}
 	return nil
 }
@@ -444,21 +424,21 @@ func validID(id string) bool {
 
 func checkWorkspaceName(field, name string) error {
 	if name == "" {
-		return errField(field, "required")
+		return conffile.Errorf(field, "required")
 	}
 	if !message.ValidWorkspace(name) {
-		return errField(field, "%q must be 1 to 64 of letters, digits, '-', '_' and '.'", name)
+		return conffile.Errorf(field, "%q must be 1 to 64 of letters, digits, '-', '_' and '.'", name)
 	}
 	return nil
 }
 
 func checkScopes(scopes []Scope) error {
 	if len(scopes) == 0 {
-		return errField("scopes", "at least one is required (one of %s)", scopeList())
+		return conffile.Errorf("scopes", "at least one is required (one of %s)", scopeList())
 	}
 	for i, s := range scopes {
 		if !slices.Contains(Scopes, s) {
-			return errField(fmt.Sprintf("scopes[%d]", i), "unknown scope %q (want one of %s)", s, scopeList())
+			return conffile.Errorf(fmt.Sprintf("scopes[%d]", i), "unknown scope %q (want one of %s)", s, scopeList())
 		}
 	}
 	return nil
@@ -489,38 +469,4 @@ func validDomain(d string) bool {
 		}
 	}
 	return true
-}
-
-// strictJSON decodes b into v, refusing unknown fields; its errors name the field.
-func strictJSON(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	var typeErr *json.UnmarshalTypeError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &typeErr) && typeErr.Field != "":
-		return errField(typeErr.Field, "must be %s, not %s", typeErr.Type, typeErr.Value)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return errField(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), "unknown field")
-	}
-	return err
-}
-
-// yamlToJSON converts a YAML document to JSON, so that both forms share one strict
-// decoder.
-func yamlToJSON(b []byte) ([]byte, error) {
-	var v any
-	if err := yaml.Unmarshal(b, &v); err != nil {
-		return nil, err
-	}
-	if v == nil {
-		v = map[string]any{}
-	}
-	out, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("not representable as JSON: %w", err)
-	}
-	return out, nil
 }

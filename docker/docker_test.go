@@ -3,6 +3,7 @@ package docker
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/dispatchflow/dispatchflow/app"
+	"github.com/dispatchflow/dispatchflow/auth"
 	"github.com/dispatchflow/dispatchflow/config"
 	"github.com/dispatchflow/dispatchflow/workflows"
 )
@@ -35,6 +37,7 @@ type composeService struct {
 	Deploy      struct {
 		Replicas *int `yaml:"replicas"`
 	} `yaml:"deploy"`
+	Secrets []string `yaml:"secrets"`
 }
 
 // env returns the service's variables as a map.
@@ -141,7 +144,20 @@ func TestComposeConfiguration(t *testing.T) {
 				}
 			}
 			for k, v := range env {
+				if k == "DISPATCHFLOW_API_KEYS_FILE" {
+					// The compose secret; docs/docker.md has the user make it.
+					if v != "/run/secrets/dispatchflow-keys.yaml" || !slices.Contains(s.Secrets, "dispatchflow-keys.yaml") {
+						t.Errorf("DISPATCHFLOW_API_KEYS_FILE=%q with secrets %v, want the dispatchflow-keys.yaml secret", v, s.Secrets)
+					}
+					v = exampleKeysFile(t)
+				}
 				t.Setenv(k, v)
+			}
+			if name == "api" {
+				cfg, _ := config.Load()
+				if err := cfg.ValidateAPI(); err != nil {
+					t.Errorf("the API would refuse to start: %v", err)
+				}
 			}
 			if _, err := config.Load(); err != nil {
 				t.Errorf("the configuration refuses its environment: %v", err)
@@ -410,4 +426,22 @@ func shellWords(s string) []string {
 		words = append(words, cur.String())
 	}
 	return words
+}
+
+// exampleKeysFile writes a keys file as docs/docker.md has the user make one.
+func exampleKeysFile(t *testing.T) string {
+	t.Helper()
+	_, k, err := auth.NewKey("docker", "default", []auth.Scope{auth.ScopeAll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(map[string]any{
+		"workspaces": []auth.Workspace{{Name: "default", SigningSecrets: []string{auth.NewSigningSecret()}}},
+		"keys":       []auth.Key{k},
+	})
+	path := filepath.Join(t.TempDir(), "keys.json")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

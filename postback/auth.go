@@ -9,27 +9,29 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/dispatchflow/dispatchflow/conffile"
 )
 
 // signingKey returns the JWT signing method and key of j, checking them.
 func (j JWT) signingKey() (jwt.SigningMethod, any, error) {
 	if j.Key == "" {
-		return nil, nil, errField("auth.jwt.key", "required with jwt auth (or key_file)")
+		return nil, nil, conffile.Errorf("auth.jwt.key", "required with jwt auth (or key_file)")
 	}
 	switch j.Algorithm {
 	case "HS256":
 		if len(j.Key) < 32 {
-			return nil, nil, errField("auth.jwt.key", "an HS256 secret must be at least 32 bytes")
+			return nil, nil, conffile.Errorf("auth.jwt.key", "an HS256 secret must be at least 32 bytes")
 		}
 		return jwt.SigningMethodHS256, []byte(j.Key.Reveal()), nil
 	case "RS256":
 		key, err := parseRSAKey([]byte(j.Key.Reveal()))
 		if err != nil {
-			return nil, nil, errField("auth.jwt.key", "%s", err)
+			return nil, nil, conffile.Errorf("auth.jwt.key", "%s", err)
 		}
 		return jwt.SigningMethodRS256, key, nil
 	}
-	return nil, nil, errField("auth.jwt.algorithm", "%q is not one of HS256, RS256", j.Algorithm)
+	return nil, nil, conffile.Errorf("auth.jwt.algorithm", "%q is not one of HS256, RS256", j.Algorithm)
 }
 
 // parseRSAKey reads a PEM RSA private key, PKCS #1 or PKCS #8. Its errors never

@@ -1,7 +1,6 @@
 package postback
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/dispatchflow/dispatchflow/conffile"
 )
 
 // Formats of a postback body; see Render.
@@ -169,18 +168,6 @@ func (e Endpoint) RetrySchedule() Schedule {
 	return DefaultSchedule
 }
 
-// fieldError is a problem with one field of an endpoint.
-type fieldError struct {
-	field string
-	msg   string
-}
-
-func (f *fieldError) Error() string { return f.field + ": " + f.msg }
-
-func errField(field, format string, args ...any) error {
-	return &fieldError{field: field, msg: fmt.Sprintf(format, args...)}
-}
-
 // reservedHeaders cannot be set through Headers.
 var reservedHeaders = []string{"Content-Type", "Content-Length", "Host", "Webhook-Id", "Webhook-Timestamp", "Webhook-Signature"}
 
@@ -194,11 +181,11 @@ func (e *Endpoint) normalize(dir string) error {
 		e.Format = FormatBraze
 	}
 	if err := checkURL(e.URL); err != nil {
-		return errField("url", "%s", err)
+		return conffile.Errorf("url", "%s", err)
 	}
 	supported, ok := formatEvents[e.Format]
 	if !ok {
-		return errField("format", "%q is not one of braze, ajo, sarbacane", e.Format)
+		return conffile.Errorf("format", "%q is not one of braze, ajo, sarbacane", e.Format)
 	}
 	if len(e.Events) == 0 {
 		for _, ev := range statusEvents {
@@ -216,24 +203,24 @@ func (e *Endpoint) normalize(dir string) error {
 	}
 	for i, ev := range e.Events {
 		if !slices.Contains(Events, ev) {
-			return errField(fmt.Sprintf("events[%d]", i), "unknown event %q (want one of %s)", ev, strings.Join(Events, ", "))
+			return conffile.Errorf(fmt.Sprintf("events[%d]", i), "unknown event %q (want one of %s)", ev, strings.Join(Events, ", "))
 		}
 		if !slices.Contains(supported, ev) {
-			return errField(fmt.Sprintf("events[%d]", i), "format %s cannot express %q (it can: %s)", e.Format, ev, strings.Join(supported, ", "))
+			return conffile.Errorf(fmt.Sprintf("events[%d]", i), "format %s cannot express %q (it can: %s)", e.Format, ev, strings.Join(supported, ", "))
 		}
 	}
 	for i, s := range e.Secrets {
 		if _, err := decodeSecret(s); err != nil {
-			return errField(fmt.Sprintf("secrets[%d]", i), "%s", err)
+			return conffile.Errorf(fmt.Sprintf("secrets[%d]", i), "%s", err)
 		}
 	}
 	for i, d := range e.Schedule {
 		if d <= 0 {
-			return errField(fmt.Sprintf("schedule[%d]", i), "%s must be positive", time.Duration(d))
+			return conffile.Errorf(fmt.Sprintf("schedule[%d]", i), "%s must be positive", time.Duration(d))
 		}
 	}
 	if e.Timeout < 0 || time.Duration(e.Timeout) > MaxTimeout {
-		return errField("timeout", "%s must be positive and at most %s", time.Duration(e.Timeout), MaxTimeout)
+		return conffile.Errorf("timeout", "%s must be positive and at most %s", time.Duration(e.Timeout), MaxTimeout)
 	}
 	if err := e.Auth.normalize(dir); err != nil {
 		return err
@@ -241,10 +228,10 @@ func (e *Endpoint) normalize(dir string) error {
 	for name := range e.Headers {
 		canon := http.CanonicalHeaderKey(name)
 		if slices.Contains(reservedHeaders, canon) || (canon == "Authorization" && e.Auth.Type != AuthNone) {
-			return errField("headers."+name, "cannot be set here (dispatchflow sets it)")
+			return conffile.Errorf("headers."+name, "cannot be set here (dispatchflow sets it)")
 		}
 		if strings.ContainsAny(name, " :\r\n") || strings.ContainsAny(string(e.Headers[name]), "\r\n") {
-			return errField("headers."+name, "invalid header name or value")
+			return conffile.Errorf("headers."+name, "invalid header name or value")
 		}
 	}
 	return nil
@@ -258,17 +245,17 @@ func (a *Auth) normalize(dir string) error {
 	case AuthNone:
 	case AuthBasic:
 		if a.Username == "" || strings.Contains(a.Username, ":") {
-			return errField("auth.username", "required with basic auth, without a colon")
+			return conffile.Errorf("auth.username", "required with basic auth, without a colon")
 		}
 	case AuthBearer:
 		if a.Token == "" {
-			return errField("auth.token", "required with bearer auth")
+			return conffile.Errorf("auth.token", "required with bearer auth")
 		}
 	case AuthJWT:
 		j := &a.JWT
 		if j.KeyFile != "" {
 			if j.Key != "" {
-				return errField("auth.jwt.key_file", "give key or key_file, not both")
+				return conffile.Errorf("auth.jwt.key_file", "give key or key_file, not both")
 			}
 			path := j.KeyFile
 			if !filepath.IsAbs(path) {
@@ -276,7 +263,7 @@ func (a *Auth) normalize(dir string) error {
 			}
 			b, err := os.ReadFile(path)
 			if err != nil {
-				return errField("auth.jwt.key_file", "%s", err)
+				return conffile.Errorf("auth.jwt.key_file", "%s", err)
 			}
 			j.Key = Secret(b)
 		}
@@ -284,13 +271,13 @@ func (a *Auth) normalize(dir string) error {
 			j.TTL = Duration(DefaultJWTTTL)
 		}
 		if j.TTL < 0 {
-			return errField("auth.jwt.ttl", "%s must be positive", time.Duration(j.TTL))
+			return conffile.Errorf("auth.jwt.ttl", "%s must be positive", time.Duration(j.TTL))
 		}
 		if _, _, err := j.signingKey(); err != nil {
 			return err
 		}
 	default:
-		return errField("auth.type", "%q is not one of none, basic, bearer, jwt", a.Type)
+		return conffile.Errorf("auth.type", "%q is not one of none, basic, bearer, jwt", a.Type)
 	}
 	return nil
 }
@@ -354,10 +341,10 @@ func idNote(id string) string {
 
 func (s *Set) add(e Endpoint, dir string) error {
 	if e.ID == "" {
-		return errField("id", "required")
+		return conffile.Errorf("id", "required")
 	}
 	if _, dup := s.byID[e.ID]; dup {
-		return errField("id", "%q is used by another endpoint", e.ID)
+		return conffile.Errorf("id", "%q is used by another endpoint", e.ID)
 	}
 	if err := e.normalize(dir); err != nil {
 		return err
@@ -526,17 +513,11 @@ func LoadFile(path string) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch strings.ToLower(filepath.Ext(path)) {
-	case ".yaml", ".yml":
-		if raw, err = yamlToJSON(raw); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-	case ".json":
-	default:
-		return nil, fmt.Errorf("%s: unknown extension (want .yaml, .yml or .json)", path)
+	if raw, err = conffile.ToJSON(raw, filepath.Ext(path)); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	var f file
-	if err := strictJSON(raw, &f); err != nil {
+	if err := conffile.Strict(raw, &f); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	s := &Set{byID: make(map[string]int, len(f.Endpoints)), fromFile: true}
@@ -548,7 +529,7 @@ func LoadFile(path string) (*Set, error) {
 		id, _ := peek.ID.(string)
 		where := fmt.Sprintf("%s: endpoints[%d]%s", path, i, idNote(id))
 		var e Endpoint
-		if err := strictJSON(entry, &e); err != nil {
+		if err := conffile.Strict(entry, &e); err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
 		if err := s.add(e, filepath.Dir(path)); err != nil {
@@ -556,42 +537,4 @@ func LoadFile(path string) (*Set, error) {
 		}
 	}
 	return s, nil
-}
-
-// strictJSON decodes b into v, refusing unknown fields; its errors name the field.
-func strictJSON(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	var typeErr *json.UnmarshalTypeError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &typeErr) && typeErr.Field != "":
-		return errField(typeErr.Field, "must be %s, not %s", typeErr.Type, typeErr.Value)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return errField(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), "unknown field")
-	}
-	var fe *fieldError
-	if errors.As(err, &fe) {
-		return fe
-	}
-	return err
-}
-
-// yamlToJSON converts a YAML document to JSON, so that both forms share one strict
-// decoder.
-func yamlToJSON(b []byte) ([]byte, error) {
-	var v any
-	if err := yaml.Unmarshal(b, &v); err != nil {
-		return nil, err
-	}
-	if v == nil {
-		v = map[string]any{}
-	}
-	out, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("not representable as JSON: %w", err)
-	}
-	return out, nil
 }

@@ -798,5 +798,6 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // a JSON answer, never HTML: "<key>" stays readable
 	_ = enc.Encode(v)
 }

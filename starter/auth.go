@@ -48,6 +48,10 @@ func (c caller) keyID() string {
 
 type callerKey struct{}
 
+func contextWithCaller(r *http.Request, c caller) context.Context {
+	return context.WithValue(r.Context(), callerKey{}, c)
+}
+
 func callerOf(r *http.Request) caller {
 	c, _ := r.Context().Value(callerKey{}).(caller)
 	return c
@@ -62,11 +66,8 @@ func (a *API) guard(scope auth.Scope, h http.HandlerFunc) http.HandlerFunc {
 		var c caller
 		bucket, limit := "addr:"+from.String(), auth.DefaultRateLimit
 		if a.keys != nil {
-			token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
-				token = ""
-			}
-			k, err := a.keys.Authenticate(strings.TrimSpace(token), from, a.now())
+			token := bearerToken(r)
+			k, err := a.keys.Authenticate(token, from, a.now())
 			if err != nil {
 				a.refuseKey(w, r, token, err)
 				return
@@ -74,7 +75,7 @@ func (a *API) guard(scope auth.Scope, h http.HandlerFunc) http.HandlerFunc {
 			c = caller{key: k, workspace: k.Workspace}
 			bucket, limit = "key:"+k.ID, k.Limit()
 			if _, seen := a.keysSeen.LoadOrStore(k.ID, true); !seen {
-				a.audit(r.WithContext(context.WithValue(r.Context(), callerKey{}, c)), "key.first_use", k.ID)
+				a.audit(r.WithContext(contextWithCaller(r, c)), "key.first_use", k.ID)
 			}
 			if !k.Has(scope) {
 				a.fail(w, r, &httpError{http.StatusForbidden, fmt.Sprintf("API key %s lacks the scope %s", k.ID, scope)})
@@ -85,8 +86,18 @@ func (a *API) guard(scope auth.Scope, h http.HandlerFunc) http.HandlerFunc {
 			a.tooMany(w, r, wait, "rate limit of the API key exceeded")
 			return
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
+		h(w, r.WithContext(contextWithCaller(r, c)))
 	}
+}
+
+// bearerToken is the token of an "Authorization: Bearer <token>" header (the
+// scheme is case-insensitive, RFC 9110); "" without one.
+func bearerToken(r *http.Request) string {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
 }
 
 // refuseKey answers a failed authentication: 401 with WWW-Authenticate (RFC 6750),

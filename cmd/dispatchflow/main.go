@@ -81,6 +81,9 @@ func run(args []string, std stdio) int {
 		return 2
 	}
 	cfg, err := config.Load()
+	if err == nil && roles.API {
+		err = cfg.ValidateAPI() // keys and the id secret: before dialing anything
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "dispatchflow: configuration:", err)
 		return 1

@@ -21,7 +21,10 @@ func TestRun(t *testing.T) {
 		{name: "no command", args: nil, code: 2, stderr: "Usage:"},
 		{name: "unknown command", args: []string{"srve"}, code: 2, stderr: `unknown command "srve"`},
 		{name: "bad variable", args: []string{"serve"}, env: map[string]string{"DISPATCHFLOW_ESP": "sendmail"}, code: 1, stderr: "DISPATCHFLOW_ESP"},
-		{name: "no Temporal", args: []string{"worker"}, env: map[string]string{"TEMPORAL_ADDRESS": "127.0.0.1:1"}, code: 1, stderr: "TEMPORAL_ADDRESS"},
+		{name: "no Temporal", args: []string{"worker"}, env: map[string]string{"TEMPORAL_ADDRESS": "127.0.0.1:1", "DISPATCHFLOW_METRICS_ADDR": ""}, code: 1, stderr: "TEMPORAL_ADDRESS"},
+		// The API without keys or without the id secret refuses to start, before dialing Temporal.
+		{name: "api without keys", args: []string{"api"}, env: map[string]string{"TEMPORAL_ADDRESS": "127.0.0.1:1"}, code: 1, stderr: "DISPATCHFLOW_API_KEYS_FILE: required"},
+		{name: "serve without id secret", args: []string{"serve"}, env: map[string]string{"DISPATCHFLOW_AUTH": "off", "TEMPORAL_ADDRESS": "127.0.0.1:1"}, code: 1, stderr: "DISPATCHFLOW_ID_SECRET: required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
