@@ -71,6 +71,9 @@ func Run(ctx context.Context, c client.Client, cfg config.Config, logger *slog.L
 		if err := cfg.ValidateAPI(); err != nil {
 			return err
 		}
+		if cfg.WebhookVerify == "off" {
+			logger.Warn("DISPATCHFLOW_WEBHOOK_VERIFY=off: intakes without a credential accept anyone's events; anyone who reaches them may move messages", "intakes", cfg.MountedIntakes())
+		}
 		if cfg.Auth == "off" {
 			logger.Warn("DISPATCHFLOW_AUTH=off: the management API needs no key; anyone who reaches " + cfg.HTTPAddr + " may send, read and change every workspace's messages")
 		}

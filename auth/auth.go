@@ -91,6 +91,11 @@ type Workspace struct {
 	// not sign itself (Standard Webhooks, "whsec_" + base64 of 24 to 64 random
 	// bytes, see NewSigningSecret); two during a rotation. Required, at least one.
 	SigningSecrets []string `json:"signing_secrets"`
+	// IntakeSecrets authenticate events posted to the generic intake
+	// (POST /v1/events/generic, Standard Webhooks signatures, same form as
+	// SigningSecrets): such events may report on the workspace's messages only.
+	// Required when the generic intake is mounted (DISPATCHFLOW_INTAKES).
+	IntakeSecrets []string `json:"intake_secrets,omitempty"`
 	// FromDomains, when set, are the only domains the workspace's sends may use in
 	// from (case-insensitive, exact domain match). LoadFile lowercases them.
 	FromDomains []string `json:"from_domains,omitempty"`
@@ -98,7 +103,7 @@ type Workspace struct {
 
 // String describes w without its signing secrets, so that printing it is safe.
 func (w Workspace) String() string {
-	return fmt.Sprintf("workspace %q (%d signing secrets, from domains %v)", w.Name, len(w.SigningSecrets), w.FromDomains)
+	return fmt.Sprintf("workspace %q (%d signing secrets, %d intake secrets, from domains %v)", w.Name, len(w.SigningSecrets), len(w.IntakeSecrets), w.FromDomains)
 }
 
 // Keys is the loaded keys file. A nil *Keys has no keys and no workspaces.
@@ -283,6 +288,11 @@ func (ks *Keys) addWorkspace(entry json.RawMessage) error {
 	for i, s := range w.SigningSecrets {
 		if err := CheckSigningSecret(s); err != nil {
 			return conffile.Errorf(fmt.Sprintf("signing_secrets[%d]", i), "%s", err)
+		}
+	}
+	for i, s := range w.IntakeSecrets {
+		if err := CheckSigningSecret(s); err != nil {
+			return conffile.Errorf(fmt.Sprintf("intake_secrets[%d]", i), "%s", err)
 		}
 	}
 	for i, d := range w.FromDomains {

@@ -167,15 +167,29 @@ type Config struct {
 	// timeout. Defaults to 15s.
 	PostbackTimeout time.Duration `envconfig:"POSTBACK_TIMEOUT" default:"15s" desc:"timeout of one postback attempt (an endpoint's timeout overrides it)"`
 
-	// Webhook* authenticate ESP webhooks (POST /v1/events/{provider}); see
-	// docs/esp-inbound.md. A provider whose credential is empty accepts
-	// unauthenticated requests unless WebhookVerify lists it. Amazon SNS
-	// signatures need no credential and are always verified.
-	//
-	// WebhookVerify lists the providers that must authenticate ("all", or some of
-	// sendgrid, mailgun, postmark, ses, sarbacane, ajo): the process refuses to
-	// start while one of them lacks its credential. Defaults to none.
-	WebhookVerify []string `envconfig:"WEBHOOK_VERIFY" desc:"webhooks that must be authenticated: all, or some of sendgrid,mailgun,postmark,ses,sarbacane,ajo (start fails without their credentials)"`
+	// Intakes are the providers whose webhooks the API accepts, each at POST
+	// /v1/events/{provider}; the others answer 404. Defaults to what the ESP needs:
+	// its own provider; sandbox: sandbox and generic; smtp: generic and SMTPProvider.
+	Intakes []string `envconfig:"INTAKES" desc:"intakes mounted: generic, sandbox, sendgrid, mailgun, postmark, ses, sarbacane, ajo (default: the ESP's own)"`
+	// WebhookVerify "on" (default): every mounted intake authenticates its
+	// requests, and the API refuses to start while one lacks its credential. "off":
+	// an intake without its credential accepts anyone — a private network only;
+	// warned at every start. See docs/esp-inbound.md. Amazon SNS signatures need
+	// no credential and are always verified.
+	WebhookVerify string `envconfig:"WEBHOOK_VERIFY" default:"on" desc:"on | off: every mounted intake must authenticate its requests (off: those without credentials accept anyone)"`
+	// IntakeRetryWindow: an event naming a message not found yet (its provider
+	// message id not yet in visibility, its workflow not started yet) is answered
+	// 503 with Retry-After while it is younger than this, so that the provider
+	// posts it again; after, it is counted unmatched. Defaults to 15m.
+	IntakeRetryWindow time.Duration `envconfig:"INTAKE_RETRY_WINDOW" default:"15m" desc:"events for a message not found yet: 503 and Retry-After while younger than this (then unmatched)"`
+	// SandboxWebhookSecret signs the sandbox ESP's event posts (Standard
+	// Webhooks, "whsec_…"); the sandbox intake requires it. make run makes one.
+	SandboxWebhookSecret string `envconfig:"SANDBOX_WEBHOOK_SECRET" desc:"sandbox ESP: Standard Webhooks secret signing its events (whsec_…)"`
+	// SMTPProvider names the provider behind the smtp relay whose webhooks report
+	// on the relayed mail (sendgrid, mailgun, postmark, ses, sarbacane, ajo): its
+	// intake is mounted and its events are accepted. Empty: none (events through
+	// the generic intake only).
+	SMTPProvider string `envconfig:"SMTP_PROVIDER" desc:"smtp: the relay's provider whose webhooks report on its mail (its intake is mounted)"`
 	// SendGridWebhookPublicKey verifies the Signed Event Webhook (base64 DER, as
 	// SendGrid's settings show it).
 	SendGridWebhookPublicKey string `envconfig:"SENDGRID_WEBHOOK_PUBLIC_KEY" desc:"SendGrid Signed Event Webhook verification key (base64)"`
@@ -202,6 +216,10 @@ type Config struct {
 	// AJOWebhookJWTPublicKey (PEM) its RS256 ones.
 	AJOWebhookJWTSecret    string `envconfig:"AJO_WEBHOOK_JWT_SECRET" desc:"Adobe Journey Optimizer webhooks: HS256 JWT secret"`
 	AJOWebhookJWTPublicKey string `envconfig:"AJO_WEBHOOK_JWT_PUBLIC_KEY" desc:"Adobe Journey Optimizer webhooks: RS256 JWT public key (PEM)"`
+	// AJOWebhookJWTAudience and AJOWebhookJWTIssuer, when set, are the aud and iss
+	// claims the JWT must carry.
+	AJOWebhookJWTAudience string `envconfig:"AJO_WEBHOOK_JWT_AUDIENCE" desc:"Adobe Journey Optimizer webhooks: required JWT aud (optional)"`
+	AJOWebhookJWTIssuer   string `envconfig:"AJO_WEBHOOK_JWT_ISSUER" desc:"Adobe Journey Optimizer webhooks: required JWT iss (optional)"`
 
 	Temporal Temporal `ignored:"true"`
 }
@@ -307,6 +325,9 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%s: %s is outside DISPATCHFLOW_FALLBACK_MIN_DURATION..MAX_DURATION (%s..%s): every policy would be refused", name, d, c.FallbackMinDuration, c.FallbackMaxDuration)
 		}
 	}
+	if c.IntakeRetryWindow < 0 {
+		return fmt.Errorf("DISPATCHFLOW_INTAKE_RETRY_WINDOW: %s must not be negative", c.IntakeRetryWindow)
+	}
 	if c.FallbackRetryWindow <= 0 {
 		return fmt.Errorf("DISPATCHFLOW_FALLBACK_RETRY_WINDOW: %s must be positive", c.FallbackRetryWindow)
 	}
@@ -378,7 +399,15 @@ func (c *Config) validate() error {
 	if c.TaskQueue == "" {
 		return fmt.Errorf("DISPATCHFLOW_TASK_QUEUE: must not be empty")
 	}
-	if err := c.validateWebhooks(); err != nil {
+	switch c.WebhookVerify {
+	case "on", "off":
+	default:
+		return fmt.Errorf("DISPATCHFLOW_WEBHOOK_VERIFY: %q is not one of on, off (every mounted intake is verified; DISPATCHFLOW_INTAKES chooses them)", c.WebhookVerify)
+	}
+	if c.SMTPProvider != "" && !slices.Contains(intake.Providers, c.SMTPProvider) {
+		return fmt.Errorf("DISPATCHFLOW_SMTP_PROVIDER: %q is not one of %s", c.SMTPProvider, strings.Join(intake.Providers, ", "))
+	}
+	if err := c.validateWebhooks(false); err != nil {
 		return err
 	}
 	if c.From != "" {
@@ -404,7 +433,7 @@ func (c Config) ValidateAPI() error {
 	if c.IDSecret == "" {
 		return fmt.Errorf("DISPATCHFLOW_ID_SECRET: required: %d or more random characters keying dispatch_ids (e.g. openssl rand -base64 32)", MinIDSecretLength)
 	}
-	return nil
+	return c.validateWebhooks(true)
 }
 
 // Keys reads DISPATCHFLOW_API_KEYS_FILE (checked by Load). Nil without one.
@@ -550,10 +579,34 @@ func (c Config) SandboxEventsURL() string {
 	return u
 }
 
-// Intake is the configuration of the webhook normalizers.
-func (c Config) Intake() intake.Config {
-	return intake.Config{
-		Require:           c.WebhookVerify,
+// MountedIntakes are the intakes the API serves: DISPATCHFLOW_INTAKES, or what
+// the ESP needs.
+func (c Config) MountedIntakes() []string {
+	if len(c.Intakes) > 0 {
+		return c.Intakes
+	}
+	switch c.ESP {
+	case "":
+		return nil
+	case "sandbox":
+		return []string{intake.ProviderSandbox, intake.ProviderGeneric}
+	case "smtp":
+		if c.SMTPProvider != "" {
+			return []string{intake.ProviderGeneric, c.SMTPProvider}
+		}
+		return []string{intake.ProviderGeneric}
+	}
+	return []string{c.ESP}
+}
+
+// Intake is the configuration of the webhook normalizers, verifying as
+// DISPATCHFLOW_WEBHOOK_VERIFY says when verify is true (the API), only the
+// credentials' form when false (Load, for every process).
+func (c Config) Intake(verify bool) intake.Config {
+	ic := intake.Config{
+		Mount:             c.MountedIntakes(),
+		Verify:            verify && c.WebhookVerify != "off",
+		SandboxSecret:     c.SandboxWebhookSecret,
 		SendGridPublicKey: c.SendGridWebhookPublicKey,
 		MailgunSigningKey: c.MailgunWebhookSigningKey,
 		MailgunMaxAge:     c.MailgunWebhookMaxAge,
@@ -564,12 +617,27 @@ func (c Config) Intake() intake.Config {
 		SarbacaneToken:    c.SarbacaneWebhookToken,
 		AJOJWTSecret:      c.AJOWebhookJWTSecret,
 		AJOJWTPublicKey:   c.AJOWebhookJWTPublicKey,
+		AJOJWTAudience:    c.AJOWebhookJWTAudience,
+		AJOJWTIssuer:      c.AJOWebhookJWTIssuer,
 	}
+	if ks, err := c.Keys(); err == nil && ks != nil {
+		for _, ws := range ks.Workspaces() {
+			if len(ws.IntakeSecrets) > 0 {
+				if ic.GenericSecrets == nil {
+					ic.GenericSecrets = map[string][]string{}
+				}
+				ic.GenericSecrets[ws.Name] = ws.IntakeSecrets
+			}
+		}
+	}
+	return ic
 }
 
 // intakeVariables names the variable of each intake.Config field.
 var intakeVariables = map[string]string{
-	"Require":           "DISPATCHFLOW_WEBHOOK_VERIFY",
+	"Mount":             "DISPATCHFLOW_INTAKES",
+	"GenericSecrets":    "DISPATCHFLOW_API_KEYS_FILE (workspaces[].intake_secrets)",
+	"SandboxSecret":     "DISPATCHFLOW_SANDBOX_WEBHOOK_SECRET",
 	"SendGridPublicKey": "DISPATCHFLOW_SENDGRID_WEBHOOK_PUBLIC_KEY",
 	"MailgunSigningKey": "DISPATCHFLOW_MAILGUN_WEBHOOK_SIGNING_KEY",
 	"MailgunMaxAge":     "DISPATCHFLOW_MAILGUN_WEBHOOK_MAX_AGE",
@@ -582,17 +650,22 @@ var intakeVariables = map[string]string{
 	"AJOJWTPublicKey":   "DISPATCHFLOW_AJO_WEBHOOK_JWT_PUBLIC_KEY",
 }
 
-// validateWebhooks builds the webhook normalizers once, so that a bad key or a
-// required but missing credential stops the process at start, naming its variable.
-func (c Config) validateWebhooks() error {
-	_, err := intake.New(c.Intake(), nil)
+// validateWebhooks builds the webhook normalizers once, so that a bad key (or,
+// with verify, a mounted intake without its credential) stops the process at
+// start, naming its variable.
+func (c Config) validateWebhooks(verify bool) error {
+	_, err := intake.New(c.Intake(verify), nil)
 	var ce *intake.ConfigError
 	if errors.As(err, &ce) {
 		name := intakeVariables[ce.Field]
 		if ce.Field == "AJOJWTSecret" {
 			name += " or DISPATCHFLOW_AJO_WEBHOOK_JWT_PUBLIC_KEY"
 		}
-		return fmt.Errorf("%s: %w", name, ce.Err)
+		hint := ""
+		if verify {
+			hint = " (or DISPATCHFLOW_WEBHOOK_VERIFY=off on a private network)"
+		}
+		return fmt.Errorf("%s: %w%s", name, ce.Err, hint)
 	}
 	return err
 }

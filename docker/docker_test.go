@@ -436,8 +436,9 @@ func exampleKeysFile(t *testing.T) string {
 		t.Fatal(err)
 	}
 	raw, _ := json.Marshal(map[string]any{
-		"workspaces": []auth.Workspace{{Name: "default", SigningSecrets: []string{auth.NewSigningSecret()}}},
-		"keys":       []auth.Key{k},
+		"workspaces": []auth.Workspace{{Name: "default", SigningSecrets: []string{auth.NewSigningSecret()},
+			IntakeSecrets: []string{auth.NewSigningSecret()}}},
+		"keys": []auth.Key{k},
 	})
 	path := filepath.Join(t.TempDir(), "keys.json")
 	if err := os.WriteFile(path, raw, 0o600); err != nil {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/dispatchflow/dispatchflow/intake"
 )
 
 // Sandbox is the embedded default ESP. It sends nothing: it accepts every message
@@ -37,6 +39,10 @@ type Sandbox struct {
 	// HTTP posts the events; like a real ESP it retries a failed post.
 	HTTP   *retryablehttp.Client
 	Logger *slog.Logger
+	// Secret signs every post the Standard Webhooks way ("whsec_…",
+	// DISPATCHFLOW_SANDBOX_WEBHOOK_SECRET), as the sandbox intake requires. Empty:
+	// unsigned (an intake with verification off).
+	Secret string
 
 	wg sync.WaitGroup
 }
@@ -111,6 +117,11 @@ func (s *Sandbox) post(ev SandboxEvent) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if s.Secret != "" {
+		if err := intake.SignStandard(req.Header, s.Secret, ev.EventID, time.Now(), body); err != nil {
+			return fmt.Errorf("sandbox webhook secret: %w", err)
+		}
+	}
 	resp, err := s.HTTP.Do(req)
 	if err != nil {
 		return err

@@ -37,6 +37,11 @@ import (
 type SMTP struct {
 	// Addr is the relay's host:port. Required.
 	Addr string
+	// Provider names the relay's provider when its webhooks report on the mail
+	// (sarbacane, sendgrid, mailgun, postmark, ses, ajo: DISPATCHFLOW_SMTP_PROVIDER):
+	// the receipt names it, so the message accepts that provider's events. Empty:
+	// "smtp" (events only through the generic intake).
+	Provider string
 	// Username and Password, when Username is set, authenticate with AUTH PLAIN.
 	// net/smtp only sends PLAIN credentials over TLS (after STARTTLS) or to
 	// localhost, 127.0.0.1 or ::1; against any other relay that does not offer
@@ -140,7 +145,11 @@ func (s *SMTP) Send(ctx context.Context, e Email) (Receipt, error) {
 	// The relay has the message: a failing QUIT must not make the caller resend it.
 	_ = c.Quit()
 
-	return Receipt{Provider: "smtp", MessageID: msg.messageID, Response: reply}, nil
+	provider := s.Provider
+	if provider == "" {
+		provider = s.Name()
+	}
+	return Receipt{Provider: provider, MessageID: msg.messageID, Response: reply}, nil
 }
 
 // smtpData sends DATA, the message and the final dot, and returns the relay's

@@ -3,9 +3,9 @@ package intake
 import (
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +32,8 @@ type AJO struct {
 	PublicKey *rsa.PublicKey
 	// Now is the clock exp is checked against; nil: time.Now.
 	Now func() time.Time
+	// Audience and Issuer, when set, are the aud and iss the token must carry.
+	Audience, Issuer string
 }
 
 // NewAJO returns the AJO normalizer, verifying with secret (HS256) and/or
@@ -74,17 +76,19 @@ type ajoFeedback struct {
 	} `json:"messageDeliveryFeedback"`
 }
 
-// ajoFailureCodes classifies bounce codes (Journey Optimizer's email error
-// types): hard bounces (10 Invalid Recipient, 15 Recipient Refused), soft bounces
-// AJO retries (20 Soft Bounce, 21 DNS Failure, 22 Mailbox Full), "Ignored"
-// failures (1 Undetermined, 23 Too Large, 24 Timeout), which say nothing
-// against the address and are deferred, and 25 Admin Failure, a refusal on
-// AJO's side: aborted. The code decides before the type (the documented example
-// has type "Ignored" with code 25).
+// ajoFailureCodes classifies bounce codes by Journey Optimizer's email error
+// types (https://experienceleague.adobe.com/en/docs/journey-optimizer/using/configuration/monitor-reputation/email-error-types):
+// hard bounces (10 Invalid Recipient, 15 Recipient Refused) and 24 Timeout ("the
+// message validity expired, or it took too long to send"): AJO gave up; soft
+// bounces AJO retries within its retry period (20 Soft Bounce, 21 DNS Failure,
+// 22 Mailbox Full) and the temporary "Ignored" failures (1 Undetermined, 23 Too
+// Large): still trying; 25 Admin Failure, a refusal on AJO's side: aborted. The
+// code decides before the type (the documented example has type "Ignored" with
+// code 25).
 var ajoFailureCodes = map[string]message.EventType{
-	"10": message.EventBounced, "15": message.EventBounced,
+	"10": message.EventBounced, "15": message.EventBounced, "24": message.EventBounced,
 	"20": message.EventDeferred, "21": message.EventDeferred, "22": message.EventDeferred,
-	"1": message.EventDeferred, "23": message.EventDeferred, "24": message.EventDeferred,
+	"1": message.EventDeferred, "23": message.EventDeferred,
 	"25": message.EventAborted,
 }
 
@@ -93,15 +97,28 @@ var ajoFailureTypes = map[string]message.EventType{
 	"Ignored": message.EventDeferred, "Admin": message.EventAborted,
 }
 
-func (a *AJO) Normalize(r *http.Request, body []byte, receivedAt time.Time) ([]message.Event, error) {
+// Normalize answers a body that is not a JSON object with 400; an object that is
+// no readable feedback is returned in Batch.Invalid.
+func (a *AJO) Normalize(r *http.Request, body []byte, receivedAt time.Time) (Batch, error) {
 	if a.Secret != nil || a.PublicKey != nil {
 		if err := a.verify(r); err != nil {
-			return nil, err
+			return Batch{}, err
 		}
 	}
+	if err := checkObject(body); err != nil {
+		return Batch{}, err
+	}
+	return batchOf(ajoRead(body, receivedAt)), nil
+}
+
+// ajoRead reads one feedback by the feedback status's meaning (the Message
+// Feedback Event Schema: sent, delivered, bounce, delay; exclude "profile
+// filtered out", denylist "invalid destination skipped", duplicate "duplicate
+// message skipped", error "message processing failed": never attempted).
+func ajoRead(body []byte, receivedAt time.Time) (message.Event, error) {
 	var f ajoFeedback
-	if err := json.Unmarshal(body, &f); err != nil {
-		return nil, malformed(err)
+	if err := decodeEvent(body, &f, ""); err != nil {
+		return message.Event{}, err
 	}
 	fb := f.MessageDeliveryFeedback
 	status := fb.FeedbackStatus.Value
@@ -109,9 +126,9 @@ func (a *AJO) Normalize(r *http.Request, body []byte, receivedAt time.Time) ([]m
 		status = f.EventType // another kind of event: kept, as unknown
 	}
 	if status == "" {
-		return nil, badRequest("messageDeliveryFeedback.feedbackStatus.value: is required")
+		return message.Event{}, errors.New("messageDeliveryFeedback.feedbackStatus.value: is required")
 	}
-	t, rawType, reason, code := message.EventUnknown, status, "", ""
+	t, reason, code, sub := message.EventUnknown, "", "", ""
 	switch status {
 	case "sent":
 		t = message.EventProcessed
@@ -120,14 +137,13 @@ func (a *AJO) Normalize(r *http.Request, body []byte, receivedAt time.Time) ([]m
 	case "bounce":
 		t = message.EventBounced
 		if mf := fb.MessageFailure; mf != nil {
-			code = jsonText(mf.Code)
+			code, sub = jsonText(mf.Code), mf.Type
 			if known, ok := ajoFailureCodes[code]; ok {
 				t = known
 			} else if known, ok := ajoFailureTypes[mf.Type]; ok {
 				t = known
 			}
 			reason = strings.TrimSpace(mf.Type + " " + code + " " + mf.Reason)
-			rawType += " (" + mf.Type + ")"
 		}
 	case "delay":
 		t = message.EventDeferred
@@ -144,8 +160,8 @@ func (a *AJO) Normalize(r *http.Request, body []byte, receivedAt time.Time) ([]m
 	if t == message.EventDeferred && reason == "" && fb.MessageFailure != nil {
 		reason = fb.MessageFailure.Reason
 	}
-	return []message.Event{newEvent(ProviderAJO, f.RequestID, f.MessageExecution.MessageExecutionID, t, rawType, "",
-		time.Time{}, receivedAt, reason, code+"\x00"+jsonText(fb.RetryCount))}, nil
+	return newEvent(ProviderAJO, f.RequestID, f.MessageExecution.MessageExecutionID, t, rawType(status, sub, code), "",
+		time.Time{}, receivedAt, reason, code+"\x00"+jsonText(fb.RetryCount)), nil
 }
 
 func (a *AJO) verify(r *http.Request) error {
@@ -161,6 +177,12 @@ func (a *AJO) verify(r *http.Request) error {
 		methods = append(methods, jwt.SigningMethodRS256.Alg())
 	}
 	opts := []jwt.ParserOption{jwt.WithValidMethods(methods), jwt.WithExpirationRequired()}
+	if a.Audience != "" {
+		opts = append(opts, jwt.WithAudience(a.Audience))
+	}
+	if a.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(a.Issuer))
+	}
 	if a.Now != nil {
 		opts = append(opts, jwt.WithTimeFunc(a.Now))
 	}
@@ -177,15 +199,4 @@ func (a *AJO) verify(r *http.Request) error {
 		return unauthorized("Authorization: %v", err)
 	}
 	return nil
-}
-
-// jsonText returns a JSON string's value or a number's text ("25" for "25" and 25).
-func jsonText(v json.RawMessage) string {
-	if s := jsonString(v); s != "" {
-		return s
-	}
-	if _, err := strconv.ParseFloat(string(v), 64); err == nil {
-		return string(v)
-	}
-	return ""
 }

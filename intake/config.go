@@ -23,9 +23,8 @@ const (
 	ProviderAJO       = "ajo"
 )
 
-// Verifiable lists the providers whose webhooks can be authenticated, the values
-// Config.Require accepts (besides "all").
-var Verifiable = []string{ProviderSendGrid, ProviderMailgun, ProviderPostmark, ProviderSES, ProviderSarbacane, ProviderAJO}
+// Providers lists every intake, the values Config.Mount accepts.
+var Providers = []string{ProviderGeneric, ProviderSandbox, ProviderSendGrid, ProviderMailgun, ProviderPostmark, ProviderSES, ProviderSarbacane, ProviderAJO}
 
 // DefaultSNSHostPattern matches the hosts of Amazon SNS endpoints, where signing
 // certificates and subscription confirmations live: sns.<region>.amazonaws.com
@@ -36,14 +35,20 @@ const DefaultSNSHostPattern = `^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$`
 // 4h: about 8 hours), because its retries resend the original signature.
 const DefaultMailgunMaxAge = 9 * time.Hour
 
-// Config holds the webhook credentials of every provider. A provider whose
-// credential is empty accepts unauthenticated requests, unless Require lists it,
-// in which case New refuses the Config. Amazon SNS signatures need no credential
-// and are always verified.
+// Config says which intakes are mounted and holds their credentials. With Verify,
+// every mounted intake authenticates its requests and New refuses a Config where
+// one lacks its credential (fail closed); without, an intake without a credential
+// accepts anyone. Amazon SNS signatures need no credential and are always verified.
 type Config struct {
-	// Require lists the providers that must authenticate their requests ("all" for
-	// every provider in Verifiable).
-	Require []string
+	// Mount lists the intakes New builds (Providers); the others answer 404.
+	Mount []string
+	// Verify requires every mounted intake's credential.
+	Verify bool
+	// GenericSecrets authenticate the generic intake (Standard Webhooks): each
+	// workspace's intake secrets ("whsec_…").
+	GenericSecrets map[string][]string
+	// SandboxSecret authenticates the sandbox ESP's posts (Standard Webhooks).
+	SandboxSecret string
 	// SendGridPublicKey is the Signed Event Webhook's verification key: base64 DER
 	// (what SendGrid's settings page shows).
 	SendGridPublicKey string
@@ -70,6 +75,9 @@ type Config struct {
 	AJOJWTSecret string
 	// AJOJWTPublicKey is a PEM RSA public key for RS256 tokens instead.
 	AJOJWTPublicKey string
+	// AJOJWTAudience and AJOJWTIssuer, when set, are the aud and iss the JWT must carry.
+	AJOJWTAudience string
+	AJOJWTIssuer   string
 }
 
 // ConfigError is a problem with one Config field, named by its Go name.
@@ -85,9 +93,9 @@ func fieldError(field string, format string, args ...any) error {
 	return &ConfigError{Field: field, Err: fmt.Errorf(format, args...)}
 }
 
-// New returns the normalizers of every provider, by name, configured by cfg. hc
-// fetches SNS signing certificates and confirms SNS subscriptions; nil means a
-// default retryablehttp client.
+// New returns the normalizers of the mounted providers (cfg.Mount), by name,
+// configured by cfg. hc fetches SNS signing certificates and confirms SNS
+// subscriptions; nil means a default retryablehttp client.
 func New(cfg Config, hc *retryablehttp.Client) (map[string]Normalizer, error) {
 	if err := cfg.checkRequired(); err != nil {
 		return nil, err
@@ -122,43 +130,55 @@ func New(cfg Config, hc *retryablehttp.Client) (map[string]Normalizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]Normalizer{
-		ProviderGeneric:   Generic{Provider: ProviderGeneric},
-		ProviderSandbox:   Generic{Provider: ProviderSandbox},
+	ajo.Audience, ajo.Issuer = cfg.AJOJWTAudience, cfg.AJOJWTIssuer
+	var generic, sandbox Normalizer = openGeneric{Generic{Provider: ProviderGeneric}}, Generic{Provider: ProviderSandbox}
+	if len(cfg.GenericSecrets) > 0 {
+		if generic, err = NewStandardSigned(Generic{Provider: ProviderGeneric}, cfg.GenericSecrets); err != nil {
+			return nil, fieldError("GenericSecrets", "%v", err)
+		}
+	}
+	if cfg.SandboxSecret != "" {
+		if sandbox, err = NewStandardSigned(Generic{Provider: ProviderSandbox}, map[string][]string{"": {cfg.SandboxSecret}}); err != nil {
+			return nil, fieldError("SandboxSecret", "%v", err)
+		}
+	}
+	all := map[string]Normalizer{
+		ProviderGeneric:   generic,
+		ProviderSandbox:   sandbox,
 		ProviderSendGrid:  sendgrid,
 		ProviderMailgun:   NewMailgun(cfg.MailgunSigningKey, cfg.MailgunMaxAge),
 		ProviderPostmark:  &Postmark{Username: cfg.PostmarkUsername, Password: cfg.PostmarkPassword},
 		ProviderSES:       NewSES(cfg.SESTopicARNs, hosts, hc),
 		ProviderSarbacane: &Sarbacane{Token: cfg.SarbacaneToken},
 		ProviderAJO:       ajo,
-	}, nil
+	}
+	mounted := make(map[string]Normalizer, len(cfg.Mount))
+	for _, p := range cfg.Mount {
+		mounted[p] = all[p]
+	}
+	return mounted, nil
 }
 
-// checkRequired refuses a Config where a required provider has no credential.
+// checkRequired refuses an unknown provider in Mount and, with Verify, a mounted
+// provider without its credential.
 func (cfg Config) checkRequired() error {
-	require := map[string]bool{}
-	for _, p := range cfg.Require {
-		p = strings.TrimSpace(p)
-		switch {
-		case p == "":
-		case p == "all":
-			for _, v := range Verifiable {
-				require[v] = true
-			}
-		case slices.Contains(Verifiable, p):
-			require[p] = true
-		default:
-			return fieldError("Require", "%q is not one of all, %s", p, strings.Join(Verifiable, ", "))
+	for _, p := range cfg.Mount {
+		if !slices.Contains(Providers, p) {
+			return fieldError("Mount", "%q is not one of %s", p, strings.Join(Providers, ", "))
 		}
+	}
+	if !cfg.Verify {
+		return nil
 	}
 	missing := func(provider, field string) error {
-		return fieldError(field, "required: webhook verification is required for %s", provider)
+		return fieldError(field, "required: the %s intake is mounted and must authenticate its requests", provider)
 	}
-	for _, p := range Verifiable {
-		if !require[p] {
-			continue
-		}
+	for _, p := range cfg.Mount {
 		switch {
+		case p == ProviderGeneric && len(cfg.GenericSecrets) == 0:
+			return missing(p, "GenericSecrets")
+		case p == ProviderSandbox && cfg.SandboxSecret == "":
+			return missing(p, "SandboxSecret")
 		case p == ProviderSendGrid && cfg.SendGridPublicKey == "":
 			return missing(p, "SendGridPublicKey")
 		case p == ProviderMailgun && cfg.MailgunSigningKey == "":

@@ -79,6 +79,34 @@ func checkInvariants(t *testing.T, provider string, events []message.Event) {
 	}
 }
 
+// one normalizes a request of one event and returns it, failing the test unless
+// the batch holds exactly that event.
+func one(t *testing.T, n Normalizer, r *http.Request, body []byte) message.Event {
+	t.Helper()
+	b, err := n.Normalize(r, body, receivedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Events) != 1 || len(b.Invalid) != 0 {
+		t.Fatalf("got %d events and invalid %+v, want 1 event", len(b.Events), b.Invalid)
+	}
+	return b.Events[0]
+}
+
+// invalid normalizes a request of one event and returns why it is invalid, failing
+// the test unless the request is accepted with that one event invalid.
+func invalid(t *testing.T, n Normalizer, r *http.Request, body []byte) string {
+	t.Helper()
+	b, err := n.Normalize(r, body, receivedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Events) != 0 || len(b.Invalid) != 1 || b.Invalid[0].Index != 0 || b.Invalid[0].Reason == "" {
+		t.Fatalf("got %d events and invalid %+v, want one invalid event", len(b.Events), b.Invalid)
+	}
+	return b.Invalid[0].Reason
+}
+
 func mustTime(t testing.TB, s string) time.Time {
 	t.Helper()
 	v, err := time.Parse(time.RFC3339Nano, s)

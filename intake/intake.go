@@ -41,15 +41,35 @@ func (e *RefusedError) Unwrap() error { return e.Err }
 // Normalizer parses one provider's webhook request.
 type Normalizer interface {
 	// Normalize returns the events of body, received at receivedAt, after checking
-	// the request's authenticity where the provider is configured to. Errors wrap
-	// ErrBadRequest (naming the offending field) or ErrUnauthorized.
+	// the request's authenticity where the provider is configured to. It fails
+	// only for a request that is not the provider's at all: an authenticity that
+	// cannot be proved (ErrUnauthorized), or a body that is not the provider's
+	// format (ErrBadRequest: not JSON, not the JSON array or object the provider
+	// posts, not its envelope). An event of the body that cannot be read — its
+	// type missing, a field of the wrong type, a bad timestamp — is returned in
+	// Batch.Invalid and the others are read all the same: providers retry a
+	// refused request whole, for hours, and then drop every event in it.
 	//
 	// Every event has a Type (EventUnknown for event names the normalizer does not
 	// know, with RawType set), an ID and a Timestamp. An event whose provider
 	// payload carries no dispatch_id has DispatchID "" and, when the payload names
 	// the provider's message, MessageID set: the caller resolves it or counts the
 	// event unmatched.
-	Normalize(r *http.Request, body []byte, receivedAt time.Time) ([]message.Event, error)
+	Normalize(r *http.Request, body []byte, receivedAt time.Time) (Batch, error)
+}
+
+// Batch is what one request carried: the events read, and those that could not be.
+type Batch struct {
+	Events  []message.Event
+	Invalid []Invalid
+}
+
+// Invalid is an event of the batch that could not be read: its index in the body
+// (0 for providers that post one event per request) and why, naming the field.
+// Reason never quotes the payload, so that it can be logged.
+type Invalid struct {
+	Index  int
+	Reason string
 }
 
 // Generic is dispatchflow's own event format, for ESPs without a normalizer yet,
@@ -80,52 +100,45 @@ type genericEvent struct {
 	EventID    string `json:"event_id"`
 }
 
-func (g Generic) Normalize(_ *http.Request, body []byte, receivedAt time.Time) ([]message.Event, error) {
+func (g Generic) Normalize(_ *http.Request, body []byte, receivedAt time.Time) (Batch, error) {
+	read := func(raw json.RawMessage) (message.Event, error) { return g.event(raw, receivedAt) }
 	body = bytes.TrimSpace(body)
-	var raw []genericEvent
-	isArray := len(body) > 0 && body[0] == '['
-	if isArray {
-		if err := json.Unmarshal(body, &raw); err != nil {
-			return nil, fmt.Errorf("%w: malformed JSON: %v", ErrBadRequest, err)
-		}
-	} else {
-		var one genericEvent
-		if err := json.Unmarshal(body, &one); err != nil {
-			return nil, fmt.Errorf("%w: malformed JSON: %v", ErrBadRequest, err)
-		}
-		raw = []genericEvent{one}
+	if len(body) > 0 && body[0] == '[' {
+		return readArray(body, read)
 	}
-	events := make([]message.Event, 0, len(raw))
-	for i, r := range raw {
-		field := func(name string) string {
-			if isArray {
-				return fmt.Sprintf("[%d].%s", i, name)
-			}
-			return name
-		}
-		if strings.TrimSpace(r.DispatchID) == "" {
-			return nil, fmt.Errorf("%w: %s: is required", ErrBadRequest, field("dispatch_id"))
-		}
-		t, err := parseGenericEvent(r.Event)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrBadRequest, field("event"), err)
-		}
-		ts := receivedAt
-		if r.Timestamp != "" {
-			if ts, err = time.Parse(time.RFC3339Nano, r.Timestamp); err != nil {
-				return nil, fmt.Errorf("%w: %s: %q is not an RFC 3339 time", ErrBadRequest, field("timestamp"), r.Timestamp)
-			}
-		}
-		id := r.EventID
-		if id == "" {
-			id = message.SyntheticID(r.DispatchID, t, ts, r.Reason)
-		}
-		events = append(events, message.Event{
-			DispatchID: r.DispatchID, Provider: g.Provider, Type: t, ID: id,
-			Timestamp: ts.UTC(), ReceivedAt: receivedAt.UTC(), Reason: r.Reason, RawType: r.Event,
-		})
+	if err := checkObject(body); err != nil {
+		return Batch{}, err
 	}
-	return events, nil
+	return batchOf(read(body)), nil
+}
+
+// event reads one generic event.
+func (g Generic) event(raw json.RawMessage, receivedAt time.Time) (message.Event, error) {
+	var r genericEvent
+	if err := decodeEvent(raw, &r, ""); err != nil {
+		return message.Event{}, err
+	}
+	if strings.TrimSpace(r.DispatchID) == "" {
+		return message.Event{}, errors.New("dispatch_id: is required")
+	}
+	t, err := parseGenericEvent(r.Event)
+	if err != nil {
+		return message.Event{}, fmt.Errorf("event: %w", err)
+	}
+	ts := receivedAt
+	if r.Timestamp != "" {
+		if ts, err = time.Parse(time.RFC3339Nano, r.Timestamp); err != nil {
+			return message.Event{}, errors.New("timestamp: not an RFC 3339 time")
+		}
+	}
+	id := r.EventID
+	if id == "" {
+		id = message.SyntheticID(r.DispatchID, t, ts, r.Reason)
+	}
+	return message.Event{
+		DispatchID: r.DispatchID, Provider: g.Provider, Type: t, ID: id,
+		Timestamp: ts.UTC(), ReceivedAt: receivedAt.UTC(), Reason: message.CutReason(r.Reason), RawType: r.Event,
+	}, nil
 }
 
 func parseGenericEvent(s string) (message.EventType, error) {
@@ -141,5 +154,6 @@ func parseGenericEvent(s string) (message.EventType, error) {
 	for i, t := range GenericEvents {
 		names[i] = string(t)
 	}
-	return "", fmt.Errorf("unknown event %q (want one of %s)", s, strings.Join(names, ", "))
+	// The name is not quoted back: reasons are logged, payloads never are.
+	return "", fmt.Errorf("unknown event (want one of %s)", strings.Join(names, ", "))
 }

@@ -2,6 +2,7 @@ package intake
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,10 +15,11 @@ func TestGeneric(t *testing.T) {
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	const id = "acf471119f7449d579e8089032003ded"
 	tests := []struct {
-		name    string
-		body    string
-		want    []message.Event
-		wantErr string
+		name        string
+		body        string
+		want        []message.Event
+		wantInvalid []Invalid
+		wantErr     string
 	}{
 		{
 			name: "one object",
@@ -33,11 +35,28 @@ func TestGeneric(t *testing.T) {
 				{DispatchID: id, Provider: "generic", Type: message.EventOpen, ID: "b", Timestamp: now, ReceivedAt: now, RawType: "open"},
 			},
 		},
+		{
+			name: "array with broken events: the others are read",
+			body: `[{"event":"open"},{"dispatch_id":"` + id + `","event":"open","event_id":"b"},{"dispatch_id":"` + id + `","event":"open","timestamp":"yesterday"},` +
+				`{"dispatch_id":7,"event":"open"},{"dispatch_id":"` + id + `","event":"exploded"}]`,
+			want: []message.Event{{DispatchID: id, Provider: "generic", Type: message.EventOpen, ID: "b", Timestamp: now, ReceivedAt: now, RawType: "open"}},
+			wantInvalid: []Invalid{
+				{0, "dispatch_id: is required"},
+				{2, "timestamp: not an RFC 3339 time"},
+				{3, "dispatch_id: a JSON number where a string is expected"},
+				{4, "event: unknown event (want one of processed, delivered, bounced, aborted, deferred, open, click)"},
+			},
+		},
+		{name: "unknown event", body: `{"dispatch_id":"` + id + `","event":"exploded"}`,
+			wantInvalid: []Invalid{{0, "event: unknown event (want one of processed, delivered, bounced, aborted, deferred, open, click)"}}},
+		{name: "our own sent is not an ESP event", body: `{"dispatch_id":"` + id + `","event":"sent"}`,
+			wantInvalid: []Invalid{{0, "event: unknown event (want one of processed, delivered, bounced, aborted, deferred, open, click)"}}},
+		{name: "missing dispatch_id", body: `{"event":"open"}`, wantInvalid: []Invalid{{0, "dispatch_id: is required"}}},
+		{name: "bad timestamp", body: `{"dispatch_id":"` + id + `","event":"open","timestamp":"yesterday"}`,
+			wantInvalid: []Invalid{{0, "timestamp: not an RFC 3339 time"}}},
 		{name: "malformed JSON", body: `{"dispatch_id":`, wantErr: "malformed JSON"},
-		{name: "unknown event", body: `{"dispatch_id":"` + id + `","event":"exploded"}`, wantErr: `event: unknown event "exploded"`},
-		{name: "our own sent is not an ESP event", body: `{"dispatch_id":"` + id + `","event":"sent"}`, wantErr: `event: unknown event "sent"`},
-		{name: "missing dispatch_id in array", body: `[{"dispatch_id":"` + id + `","event":"open"},{"event":"open"}]`, wantErr: "[1].dispatch_id: is required"},
-		{name: "bad timestamp", body: `{"dispatch_id":"` + id + `","event":"open","timestamp":"yesterday"}`, wantErr: `timestamp: "yesterday" is not an RFC 3339 time`},
+		{name: "malformed array", body: `[{"dispatch_id":`, wantErr: "malformed JSON"},
+		{name: "neither object nor array", body: `"open"`, wantErr: "not a JSON object"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -52,15 +71,26 @@ func TestGeneric(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(got) != len(tt.want) {
-				t.Fatalf("got %d events, want %d", len(got), len(tt.want))
+			if !slices.Equal(got.Events, tt.want) {
+				t.Errorf("events:\n got %+v\nwant %+v", got.Events, tt.want)
 			}
-			for i := range got {
-				if got[i] != tt.want[i] {
-					t.Errorf("event %d:\n got %+v\nwant %+v", i, got[i], tt.want[i])
-				}
+			if !slices.Equal(got.Invalid, tt.wantInvalid) {
+				t.Errorf("invalid:\n got %+v\nwant %+v", got.Invalid, tt.wantInvalid)
 			}
 		})
+	}
+}
+
+// A reason is cut to message.MaxReasonLength, by every normalizer.
+func TestGenericCutsReason(t *testing.T) {
+	t.Parallel()
+	body := `{"dispatch_id":"d","event":"bounced","reason":"` + strings.Repeat("x", 5000) + `"}`
+	got, err := Generic{Provider: "generic"}.Normalize(nil, []byte(body), receivedAt)
+	if err != nil || len(got.Events) != 1 {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	if r := got.Events[0].Reason; len(r) != message.MaxReasonLength || !strings.HasSuffix(r, "…") {
+		t.Errorf("got a reason of %d bytes, want %d ending in …", len(r), message.MaxReasonLength)
 	}
 }
 
@@ -75,7 +105,7 @@ func TestGenericSyntheticID(t *testing.T) {
 	}
 	b, _ := Generic{Provider: "generic"}.Normalize(nil, []byte(body), time.Now().Add(time.Hour))
 	c, _ := Generic{Provider: "generic"}.Normalize(nil, []byte(strings.Replace(body, "delivered", "open", 1)), time.Now())
-	if a[0].ID == "" || a[0].ID != b[0].ID || a[0].ID == c[0].ID {
-		t.Errorf("synthetic ids: retry %q vs %q, other event %q", a[0].ID, b[0].ID, c[0].ID)
+	if a.Events[0].ID == "" || a.Events[0].ID != b.Events[0].ID || a.Events[0].ID == c.Events[0].ID {
+		t.Errorf("synthetic ids: retry %q vs %q, other event %q", a.Events[0].ID, b.Events[0].ID, c.Events[0].ID)
 	}
 }

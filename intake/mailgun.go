@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"sync"
@@ -45,89 +46,125 @@ func NewMailgun(signingKey string, maxAge time.Duration) *Mailgun {
 	return &Mailgun{SigningKey: signingKey, MaxAge: maxAge}
 }
 
+// mailgunPayload is Mailgun's envelope: the signature and the event.
 type mailgunPayload struct {
 	Signature *struct {
 		Timestamp string `json:"timestamp"`
 		Token     string `json:"token"`
 		Signature string `json:"signature"`
 	} `json:"signature"`
-	EventData *struct {
-		Event         string                     `json:"event"`
-		ID            string                     `json:"id"`
-		Timestamp     float64                    `json:"timestamp"`
-		Severity      string                     `json:"severity"`
-		Reason        string                     `json:"reason"`
-		UserVariables map[string]json.RawMessage `json:"user-variables"`
-		Message       struct {
-			Headers struct {
-				MessageID string `json:"message-id"`
-			} `json:"headers"`
-		} `json:"message"`
-		DeliveryStatus struct {
-			Code        int    `json:"code"`
-			Message     string `json:"message"`
-			Description string `json:"description"`
-		} `json:"delivery-status"`
-		Reject struct {
-			Reason      string `json:"reason"`
-			Description string `json:"description"`
-		} `json:"reject"`
-		URL string `json:"url"`
-	} `json:"event-data"`
+	EventData json.RawMessage `json:"event-data"`
 }
 
-// Normalize answers malformed requests with 406, which stops Mailgun's retries
-// (they cannot succeed), and bad signatures with 401, which Mailgun retries for
-// about 8 hours (time to fix a rotated key).
-func (m *Mailgun) Normalize(_ *http.Request, body []byte, receivedAt time.Time) ([]message.Event, error) {
+type mailgunEvent struct {
+	Event         string                     `json:"event"`
+	ID            string                     `json:"id"`
+	Timestamp     *float64                   `json:"timestamp"`
+	Severity      string                     `json:"severity"`
+	Reason        string                     `json:"reason"`
+	UserVariables map[string]json.RawMessage `json:"user-variables"`
+	Message       struct {
+		Headers struct {
+			MessageID string `json:"message-id"`
+		} `json:"headers"`
+	} `json:"message"`
+	DeliveryStatus struct {
+		Code         json.RawMessage `json:"code"`
+		EnhancedCode string          `json:"enhanced-code"`
+		Message      string          `json:"message"`
+		Description  string          `json:"description"`
+	} `json:"delivery-status"`
+	Reject struct {
+		Reason      string `json:"reason"`
+		Description string `json:"description"`
+	} `json:"reject"`
+	URL string `json:"url"`
+}
+
+// Normalize answers a body that is not Mailgun's envelope with 406, which stops
+// Mailgun's retries (they cannot succeed), and bad signatures with 401, which
+// Mailgun retries for about 8 hours (time to fix a rotated key). An event-data
+// that cannot be read is returned in Batch.Invalid (and answered 200).
+func (m *Mailgun) Normalize(_ *http.Request, body []byte, receivedAt time.Time) (Batch, error) {
 	var p mailgunPayload
 	if err := json.Unmarshal(body, &p); err != nil {
-		return nil, refused(http.StatusNotAcceptable, malformed(err))
+		return Batch{}, refused(http.StatusNotAcceptable, malformed(err))
 	}
 	if m.SigningKey != "" {
 		if err := m.verify(&p, body); err != nil {
-			return nil, err
+			return Batch{}, err
 		}
 	}
-	e := p.EventData
-	if e == nil {
-		return nil, refused(http.StatusNotAcceptable, badRequest("event-data: is required"))
+	if len(p.EventData) == 0 || string(p.EventData) == "null" {
+		return Batch{}, refused(http.StatusNotAcceptable, badRequest("event-data: is required"))
+	}
+	return batchOf(mailgunRead(p.EventData, receivedAt)), nil
+}
+
+func mailgunRead(raw json.RawMessage, receivedAt time.Time) (message.Event, error) {
+	var e mailgunEvent
+	if err := decodeEvent(raw, &e, "event-data"); err != nil {
+		return message.Event{}, err
 	}
 	if e.Event == "" {
-		return nil, refused(http.StatusNotAcceptable, badRequest("event-data.event: is required"))
+		return message.Event{}, errors.New("event-data.event: is required")
 	}
-	t, reason := message.EventUnknown, ""
+	ts, err := eventTime("event-data.timestamp", e.Timestamp)
+	if err != nil {
+		return message.Event{}, err
+	}
+	t, reason := mailgunType(&e)
+	rt := e.Event
+	if e.Event == "failed" {
+		rt = rawType(e.Event, e.Severity, e.Reason)
+	}
+	code := jsonText(e.DeliveryStatus.Code)
+	return newEvent(ProviderMailgun, jsonString(e.UserVariables[DispatchIDKey]),
+		trimAngles(e.Message.Headers.MessageID), t, rt, e.ID, ts, receivedAt,
+		reason, code+"\x00"+e.URL), nil
+}
+
+// mailgunSuppressed are the reasons of a failure Mailgun never attempted: the
+// address is on the domain's bounce, complaint or unsubscribe list (delivery
+// code 605 for a bounced one).
+var mailgunSuppressed = map[string]bool{
+	"suppress-bounce": true, "suppress-complaint": true, "suppress-unsubscribe": true,
+}
+
+// mailgunType maps an event by Mailgun's meaning of it. A failure is permanent
+// once Mailgun stopped trying (a hard bounce, its retry limit reached, the ESP
+// refused) and temporary while it retries; a failure for a suppressed address was
+// never attempted.
+func mailgunType(e *mailgunEvent) (message.EventType, string) {
 	switch e.Event {
 	case "accepted":
-		t = message.EventProcessed
+		return message.EventProcessed, ""
 	case "delivered":
-		t = message.EventDelivered
+		return message.EventDelivered, ""
 	case "failed":
-		reason = firstNonEmpty(e.DeliveryStatus.Description, e.DeliveryStatus.Message, e.Reason)
-		switch e.Severity {
-		case "permanent":
-			t = message.EventBounced
-		case "temporary":
-			t = message.EventDeferred
+		ds := e.DeliveryStatus
+		reason := firstNonEmpty(diagnostic(jsonText(ds.Code), ds.EnhancedCode, firstDiagnostic(ds.Message, ds.Description)), e.Reason)
+		switch {
+		case mailgunSuppressed[e.Reason]:
+			return message.EventAborted, reason
+		case e.Severity == "permanent":
+			return message.EventBounced, reason
+		case e.Severity == "temporary":
+			return message.EventDeferred, reason
 		}
+		return message.EventUnknown, reason
 	case "rejected":
-		t, reason = message.EventAborted, firstNonEmpty(e.Reject.Description, e.Reject.Reason)
+		return message.EventAborted, firstNonEmpty(e.Reject.Description, e.Reject.Reason)
 	case "opened":
-		t = message.EventOpen
+		return message.EventOpen, ""
 	case "clicked":
-		t = message.EventClick
+		return message.EventClick, ""
 	case "complained":
-		t = message.EventComplaint
+		return message.EventComplaint, ""
 	case "unsubscribed":
-		t = message.EventUnsubscribe
+		return message.EventUnsubscribe, ""
 	}
-	rawType := e.Event
-	if e.Event == "failed" && e.Severity != "" {
-		rawType = e.Event + " (" + e.Severity + ")"
-	}
-	return []message.Event{newEvent(ProviderMailgun, jsonString(e.UserVariables[DispatchIDKey]),
-		trimAngles(e.Message.Headers.MessageID), t, rawType, e.ID, unixTime(e.Timestamp), receivedAt,
-		reason, strconv.Itoa(e.DeliveryStatus.Code)+"\x00"+e.URL)}, nil
+	return message.EventUnknown, ""
 }
 
 func (m *Mailgun) verify(p *mailgunPayload, body []byte) error {
@@ -185,12 +222,3 @@ func (m *Mailgun) remember(token string, sum [32]byte) bool {
 }
 
 func refused(status int, err error) error { return &RefusedError{Status: status, Err: err} }
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}

@@ -2,6 +2,8 @@ package intake
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -24,109 +26,134 @@ type Postmark struct {
 }
 
 type postmarkEvent struct {
-	RecordType        string         `json:"RecordType"`
-	ID                json.Number    `json:"ID"`
-	Type              string         `json:"Type"`
-	MessageID         string         `json:"MessageID"`
-	Metadata          map[string]any `json:"Metadata"`
-	Description       string         `json:"Description"`
-	Details           string         `json:"Details"`
-	DeliveredAt       string         `json:"DeliveredAt"`
-	BouncedAt         string         `json:"BouncedAt"`
-	ReceivedAt        string         `json:"ReceivedAt"`
-	ChangedAt         string         `json:"ChangedAt"`
-	SuppressSending   bool           `json:"SuppressSending"`
-	SuppressionReason string         `json:"SuppressionReason"`
-	OriginalLink      string         `json:"OriginalLink"`
+	RecordType        string          `json:"RecordType"`
+	ID                json.RawMessage `json:"ID"`
+	Type              string          `json:"Type"`
+	MessageID         string          `json:"MessageID"`
+	Metadata          map[string]any  `json:"Metadata"`
+	Description       string          `json:"Description"`
+	Details           string          `json:"Details"`
+	DeliveredAt       string          `json:"DeliveredAt"`
+	BouncedAt         string          `json:"BouncedAt"`
+	ReceivedAt        string          `json:"ReceivedAt"`
+	ChangedAt         string          `json:"ChangedAt"`
+	SuppressSending   bool            `json:"SuppressSending"`
+	SuppressionReason string          `json:"SuppressionReason"`
+	OriginalLink      string          `json:"OriginalLink"`
 }
 
-// postmarkBounceTypes classifies Bounce (and SpamComplaint) Types, from
-// Postmark's bounce types list (the BounceType enum of the official postmark.js
-// client): permanent failures, failures Postmark retries or that may still
-// resolve, messages never attempted, and complaints. Other Types (Subscribe,
-// AutoResponder, AddressChange, ChallengeVerification, InboundError, Unknown)
-// say nothing about delivery and stay unknown.
+// postmarkBounceTypes classifies Bounce (and SpamComplaint) Types by Postmark's
+// bounce types list (https://postmarkapp.com/developer/api/bounce-api#bounce-types):
+//
+//   - bounced: Postmark gave up. A hard bounce, an invalid address, an ISP block,
+//     a DMARC or virus rejection, and a soft bounce: Postmark retries soft
+//     failures and reports SoftBounce once it "ceased attempting to send".
+//   - deferred: Transient ("message delayed") and DnsError ("a temporary DNS
+//     error"), which say the delivery may still happen.
+//   - aborted: never attempted. ManuallyDeactivated (the address was
+//     deactivated), Unconfirmed, SMTPApiError (sent over SMTP to a suppressed
+//     recipient) and TemplateRenderingFailed.
+//   - complaint, unsubscribe: as named.
+//
+// Other Types (Subscribe, AutoResponder, AddressChange, ChallengeVerification,
+// OpenRelayTest, InboundError, Unknown) say nothing about this delivery and stay
+// unknown.
 var postmarkBounceTypes = map[string]message.EventType{
-	"HardBounce":          message.EventBounced,
-	"BadEmailAddress":     message.EventBounced,
-	"ManuallyDeactivated": message.EventBounced,
-	"Blocked":             message.EventBounced,
-	"DMARCPolicy":         message.EventBounced,
-	"VirusNotification":   message.EventBounced,
+	"HardBounce":        message.EventBounced,
+	"BadEmailAddress":   message.EventBounced,
+	"Blocked":           message.EventBounced,
+	"DMARCPolicy":       message.EventBounced,
+	"VirusNotification": message.EventBounced,
+	"SoftBounce":        message.EventBounced,
 
-	"Transient":     message.EventDeferred,
-	"SoftBounce":    message.EventDeferred, // "might also receive HardBounce later"
-	"DnsError":      message.EventDeferred,
-	"OpenRelayTest": message.EventDeferred,
+	"Transient": message.EventDeferred,
+	"DnsError":  message.EventDeferred,
 
+	"ManuallyDeactivated":     message.EventAborted,
+	"Unconfirmed":             message.EventAborted,
 	"SMTPApiError":            message.EventAborted,
 	"TemplateRenderingFailed": message.EventAborted,
-	"Unconfirmed":             message.EventAborted,
 
 	"SpamComplaint":    message.EventComplaint,
 	"SpamNotification": message.EventComplaint,
 
-	"Unsubscribe":       message.EventUnsubscribe,
-	"ManualSuppression": message.EventUnsubscribe,
+	"Unsubscribe": message.EventUnsubscribe,
 }
 
-// Normalize answers malformed requests with 403, which (per Postmark's webhook
-// docs) stops its retries, and missing or wrong credentials with 401.
-func (p *Postmark) Normalize(r *http.Request, body []byte, receivedAt time.Time) ([]message.Event, error) {
+// Normalize answers a body that is not a JSON object with 403, which (per
+// Postmark's webhook docs) stops its retries, and missing or wrong credentials
+// with 401. An object that is no readable event is returned in Batch.Invalid.
+func (p *Postmark) Normalize(r *http.Request, body []byte, receivedAt time.Time) (Batch, error) {
 	if p.Username != "" || p.Password != "" {
 		user, pass, ok := r.BasicAuth()
 		if !ok {
-			return nil, unauthorized("basic auth credentials are required")
+			return Batch{}, unauthorized("basic auth credentials are required")
 		}
 		// Both compared, always, so that the time taken tells nothing.
 		userOK, passOK := equalSecret(user, p.Username), equalSecret(pass, p.Password)
 		if !userOK || !passOK {
-			return nil, unauthorized("bad basic auth credentials")
+			return Batch{}, unauthorized("bad basic auth credentials")
 		}
 	}
+	if err := checkObject(body); err != nil {
+		return Batch{}, refused(http.StatusForbidden, err)
+	}
+	return batchOf(postmarkRead(body, receivedAt)), nil
+}
+
+func postmarkRead(body []byte, receivedAt time.Time) (message.Event, error) {
 	var e postmarkEvent
-	if err := json.Unmarshal(body, &e); err != nil {
-		return nil, refused(http.StatusForbidden, malformed(err))
+	if err := decodeEvent(body, &e, ""); err != nil {
+		return message.Event{}, err
 	}
 	if e.RecordType == "" {
-		return nil, refused(http.StatusForbidden, badRequest("RecordType: is required"))
+		return message.Event{}, errors.New("RecordType: is required")
 	}
-	t, rawType, reason, at := message.EventUnknown, e.RecordType, "", ""
+	t, sub, reason := message.EventUnknown, "", ""
+	var at, atField string // the event's own time, and its field
 	switch e.RecordType {
 	case "Delivery":
-		t, at = message.EventDelivered, e.DeliveredAt
+		t, at, atField = message.EventDelivered, e.DeliveredAt, "DeliveredAt"
 	case "Bounce", "SpamComplaint":
 		if known, ok := postmarkBounceTypes[e.Type]; ok {
 			t = known
 		}
-		if e.Type != "" {
-			rawType += " (" + e.Type + ")"
-		}
 		if t == message.EventBounced || t == message.EventDeferred || t == message.EventAborted {
-			reason = firstNonEmpty(e.Details, e.Description)
+			// Details is the receiving server's answer; Description, the bounce
+			// type's. Content, the whole bounce notice, is never a reason.
+			reason = firstDiagnostic(e.Details, e.Description)
 		}
-		at = e.BouncedAt
+		sub, at, atField = e.Type, e.BouncedAt, "BouncedAt"
 	case "Open":
-		t, at = message.EventOpen, e.ReceivedAt
+		t, at, atField = message.EventOpen, e.ReceivedAt, "ReceivedAt"
 	case "Click":
-		t, at = message.EventClick, e.ReceivedAt
+		t, at, atField = message.EventClick, e.ReceivedAt, "ReceivedAt"
 	case "SubscriptionChange":
 		if e.SuppressSending {
 			t = message.EventUnsubscribe
 		}
-		if e.SuppressionReason != "" {
-			rawType += " (" + e.SuppressionReason + ")"
-		}
-		at = e.ChangedAt
+		sub, at, atField = e.SuppressionReason, e.ChangedAt, "ChangedAt"
 	default:
-		at = firstNonEmpty(e.DeliveredAt, e.BouncedAt, e.ReceivedAt, e.ChangedAt)
+		for _, f := range [][2]string{{"DeliveredAt", e.DeliveredAt}, {"BouncedAt", e.BouncedAt},
+			{"ReceivedAt", e.ReceivedAt}, {"ChangedAt", e.ChangedAt}} {
+			if f[1] != "" {
+				atField, at = f[0], f[1]
+				break
+			}
+		}
 	}
-	ts, _ := parseTime(at)
+	var ts time.Time
+	if at != "" {
+		var ok bool
+		if ts, ok = parseTime(at); !ok {
+			return message.Event{}, fmt.Errorf("%s: not an RFC 3339 time", atField)
+		}
+	}
 	id := ""
-	if e.ID != "" {
-		id = e.RecordType + "-" + e.ID.String()
+	if v := jsonText(e.ID); v != "" {
+		id = e.RecordType + "-" + v
 	}
 	dispatchID, _ := e.Metadata[DispatchIDKey].(string)
-	return []message.Event{newEvent(ProviderPostmark, dispatchID, e.MessageID, t, rawType, id, ts, receivedAt,
-		reason, at+"\x00"+strconv.FormatBool(e.SuppressSending)+"\x00"+e.OriginalLink)}, nil
+	return newEvent(ProviderPostmark, dispatchID, e.MessageID, t, rawType(e.RecordType, sub), id, ts, receivedAt,
+		reason, at+"\x00"+strconv.FormatBool(e.SuppressSending)+"\x00"+e.OriginalLink), nil
 }

@@ -2,6 +2,7 @@ package intake
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -21,7 +22,9 @@ const SarbacaneTokenHeader = "X-Webhook-Token"
 // per-message id (sendId names a whole send), so events get a synthetic key.
 //
 // Sarbacane documents no signature: with a Token configured, requests must carry it
-// as the query parameter "token" or the header X-Webhook-Token.
+// as the last segment of the webhook URL's path (/v1/events/sarbacane/{token}) or
+// the header X-Webhook-Token. Not as a query parameter: query strings end up in
+// proxies' and load balancers' access logs.
 type Sarbacane struct {
 	// Token is the shared secret; "" accepts requests without one.
 	Token string
@@ -44,44 +47,60 @@ var sarbacaneTypes = map[string]message.EventType{
 	"open":        message.EventOpen,
 	"click":       message.EventClick,
 	"hit":         message.EventClick,
-	"soft_bounce": message.EventDeferred,
+	"soft_bounce": message.EventDeferred, // a temporary refusal; Sarbacane documents no retry schedule
 	"hard_bounce": message.EventBounced,
 	"complaint":   message.EventComplaint,
 	"unsubscribe": message.EventUnsubscribe,
 }
 
-func (s *Sarbacane) Normalize(r *http.Request, body []byte, receivedAt time.Time) ([]message.Event, error) {
+// Normalize answers a body that is not a JSON object with 400; an object that is
+// no readable event is returned in Batch.Invalid.
+func (s *Sarbacane) Normalize(r *http.Request, body []byte, receivedAt time.Time) (Batch, error) {
 	if s.Token != "" {
-		got := r.URL.Query().Get("token")
+		got := r.PathValue("token")
 		if got == "" {
 			got = r.Header.Get(SarbacaneTokenHeader)
 		}
 		if got == "" {
-			return nil, unauthorized("the token query parameter or %s header is required", SarbacaneTokenHeader)
+			return Batch{}, unauthorized("the token is required: in the URL, /v1/events/sarbacane/<token>, or the %s header", SarbacaneTokenHeader)
 		}
 		if !equalSecret(got, s.Token) {
-			return nil, unauthorized("bad token")
+			return Batch{}, unauthorized("bad token")
 		}
 	}
+	if err := checkObject(body); err != nil {
+		return Batch{}, err
+	}
+	return batchOf(sarbacaneRead(body, receivedAt)), nil
+}
+
+func sarbacaneRead(body []byte, receivedAt time.Time) (message.Event, error) {
 	var e sarbacaneEvent
-	if err := json.Unmarshal(body, &e); err != nil {
-		return nil, malformed(err)
+	if err := decodeEvent(body, &e, ""); err != nil {
+		return message.Event{}, err
 	}
-	rawType := firstNonEmpty(e.Type, e.Kind)
-	if rawType == "" {
-		return nil, badRequest("type: is required")
+	name := firstNonEmpty(e.Type, e.Kind)
+	if name == "" {
+		return message.Event{}, errors.New("type: is required")
 	}
-	t, ok := sarbacaneTypes[strings.ToLower(rawType)]
+	t, ok := sarbacaneTypes[strings.ToLower(name)]
 	if !ok {
 		t = message.EventUnknown
 	}
 	var reason string
 	if t == message.EventBounced || t == message.EventDeferred {
-		reason = firstNonEmpty(e.SMTPDescription, e.Category)
+		// smtpDescription is the receiving server's answer, returnCode its code,
+		// category Sarbacane's class of bounce (BAD_MAILBOX, DEFAULT_SOFTBOUNCE…).
+		reason = firstNonEmpty(diagnostic(jsonText(e.ReturnCode), "", firstDiagnostic(e.SMTPDescription)), e.Category)
 	}
-	ts, _ := parseSarbacaneDate(e.Date)
-	return []message.Event{newEvent(ProviderSarbacane, jsonString(e.WhID), "", t, rawType, "", ts, receivedAt,
-		reason, e.Date+"\x00"+e.URL+"\x00"+e.Category+"\x00"+string(e.ReturnCode))}, nil
+	var ts time.Time
+	if e.Date != "" {
+		if ts, ok = parseSarbacaneDate(e.Date); !ok {
+			return message.Event{}, errors.New("date: not a date")
+		}
+	}
+	return newEvent(ProviderSarbacane, jsonString(e.WhID), "", t, rawType(name, e.Category), "", ts, receivedAt,
+		reason, e.Date+"\x00"+e.URL+"\x00"+e.Category+"\x00"+string(e.ReturnCode)), nil
 }
 
 // parseSarbacaneDate reads the manual's "2016-08-11 T 12:25:18.889Z" as well as RFC 3339.

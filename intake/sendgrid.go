@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,7 +33,13 @@ const (
 type SendGrid struct {
 	// PublicKey verifies signatures; nil accepts unsigned requests.
 	PublicKey *ecdsa.PublicKey
+	// Now is the clock the signature's timestamp is checked against; nil: time.Now.
+	Now func() time.Time
 }
+
+// SendGridTolerance is how far the signed timestamp may be from now: an older
+// request is a replay (SendGrid signs every delivery attempt afresh).
+const SendGridTolerance = 5 * time.Minute
 
 // NewSendGrid returns the SendGrid normalizer verifying with publicKey, base64 DER
 // as SendGrid shows it ("" for none).
@@ -57,7 +64,7 @@ func NewSendGrid(publicKey string) (*SendGrid, error) {
 
 type sendGridEvent struct {
 	Event       string          `json:"event"`
-	Timestamp   float64         `json:"timestamp"`
+	Timestamp   *float64        `json:"timestamp"`
 	SGEventID   string          `json:"sg_event_id"`
 	SGMessageID string          `json:"sg_message_id"`
 	DispatchID  json.RawMessage `json:"dispatch_id"`
@@ -68,57 +75,65 @@ type sendGridEvent struct {
 	URL         string          `json:"url"`
 }
 
-func (s *SendGrid) Normalize(r *http.Request, body []byte, receivedAt time.Time) ([]message.Event, error) {
+// Normalize reads the array event by event: an event that cannot be read is
+// returned in Batch.Invalid, never fails the others (SendGrid retries a refused
+// batch for 24 hours, then drops every event in it).
+func (s *SendGrid) Normalize(r *http.Request, body []byte, receivedAt time.Time) (Batch, error) {
 	if s.PublicKey != nil {
 		if err := s.verify(r, body); err != nil {
-			return nil, err
+			return Batch{}, err
 		}
 	}
-	var raw []sendGridEvent
-	if err := json.Unmarshal(body, &raw); err != nil {
-		return nil, malformed(err)
-	}
-	events := make([]message.Event, 0, len(raw))
-	for i, e := range raw {
-		if e.Event == "" {
-			return nil, badRequest("[%d].event: is required", i)
-		}
-		t, rawType, reason := sendGridType(e)
-		messageID, _, _ := strings.Cut(e.SGMessageID, ".")
-		events = append(events, newEvent(ProviderSendGrid, jsonString(e.DispatchID), messageID, t, rawType,
-			e.SGEventID, unixTime(e.Timestamp), receivedAt, reason, e.Status+"\x00"+e.URL))
-	}
-	return events, nil
+	return readArray(body, func(raw json.RawMessage) (message.Event, error) {
+		return sendGridRead(raw, receivedAt)
+	})
 }
 
-// sendGridType maps an event; a "bounce" of type "blocked" (the receiving server
-// refused this message, not the address) is a bounce all the same, told apart by
-// its raw type.
-func sendGridType(e sendGridEvent) (message.EventType, string, string) {
+func sendGridRead(raw json.RawMessage, receivedAt time.Time) (message.Event, error) {
+	var e sendGridEvent
+	if err := decodeEvent(raw, &e, ""); err != nil {
+		return message.Event{}, err
+	}
+	if e.Event == "" {
+		return message.Event{}, errors.New("event: is required")
+	}
+	ts, err := eventTime("timestamp", e.Timestamp)
+	if err != nil {
+		return message.Event{}, err
+	}
+	t, reason := sendGridType(e)
+	messageID, _, _ := strings.Cut(e.SGMessageID, ".")
+	return newEvent(ProviderSendGrid, jsonString(e.DispatchID), messageID, t, rawType(e.Event, e.Type),
+		e.SGEventID, ts, receivedAt, reason, e.Status+"\x00"+e.URL), nil
+}
+
+// sendGridType maps an event by the Event Webhook Reference's meaning of it. A
+// bounce, of type "bounce" or "blocked" (refused for this message, not the
+// address), is final: SendGrid retries deferrals for up to 72 hours and then
+// reports a bounce, never a bounce and then a delivery. A drop is a message
+// SendGrid never attempted (bounced, unsubscribed, invalid address…).
+func sendGridType(e sendGridEvent) (message.EventType, string) {
 	switch e.Event {
 	case "processed":
-		return message.EventProcessed, e.Event, ""
+		return message.EventProcessed, ""
 	case "deferred":
-		return message.EventDeferred, e.Event, e.Response
+		return message.EventDeferred, e.Response
 	case "delivered":
-		return message.EventDelivered, e.Event, ""
+		return message.EventDelivered, ""
 	case "bounce":
-		if e.Type == "blocked" {
-			return message.EventBounced, "bounce (blocked)", e.Reason
-		}
-		return message.EventBounced, e.Event, e.Reason
+		return message.EventBounced, diagnostic("", e.Status, e.Reason)
 	case "dropped":
-		return message.EventAborted, e.Event, e.Reason
+		return message.EventAborted, e.Reason
 	case "open":
-		return message.EventOpen, e.Event, ""
+		return message.EventOpen, ""
 	case "click":
-		return message.EventClick, e.Event, ""
+		return message.EventClick, ""
 	case "spamreport":
-		return message.EventComplaint, e.Event, ""
+		return message.EventComplaint, ""
 	case "unsubscribe", "group_unsubscribe":
-		return message.EventUnsubscribe, e.Event, ""
+		return message.EventUnsubscribe, ""
 	}
-	return message.EventUnknown, e.Event, ""
+	return message.EventUnknown, ""
 }
 
 func (s *SendGrid) verify(r *http.Request, body []byte) error {
@@ -129,6 +144,17 @@ func (s *SendGrid) verify(r *http.Request, body []byte) error {
 	der, err := base64.StdEncoding.DecodeString(sig)
 	if err != nil {
 		return unauthorized("%s: not base64", SendGridSignatureHeader)
+	}
+	secs, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return unauthorized("%s: not a Unix time", SendGridTimestampHeader)
+	}
+	now := time.Now()
+	if s.Now != nil {
+		now = s.Now()
+	}
+	if d := now.Sub(time.Unix(secs, 0)); d > SendGridTolerance || d < -SendGridTolerance {
+		return unauthorized("%s: %s away from now, more than %s", SendGridTimestampHeader, d.Round(time.Second), SendGridTolerance)
 	}
 	h := sha256.New()
 	h.Write([]byte(ts))

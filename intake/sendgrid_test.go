@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,8 +28,10 @@ func TestSendGrid(t *testing.T) {
 		{Type: message.EventDelivered, RawType: "delivered"},
 		{Type: message.EventOpen, RawType: "open"},
 		{Type: message.EventClick, RawType: "click"},
-		{Type: message.EventBounced, RawType: "bounce", Reason: "500 unknown recipient"},
-		{Type: message.EventBounced, RawType: "bounce (blocked)", Reason: "550 5.7.1 message rejected due to content"},
+		// reason and status together: the SMTP code, the enhanced code, the text.
+		{Type: message.EventBounced, RawType: "bounce/bounce", Reason: "500 5.0.0 unknown recipient"},
+		{Type: message.EventBounced, RawType: "bounce/blocked", Reason: "550 5.7.1 message rejected due to content"},
+		// Dropped: never attempted, whatever the (documented) drop reason.
 		{Type: message.EventAborted, RawType: "dropped", Reason: "Bounced Address"},
 		{Type: message.EventComplaint, RawType: "spamreport"},
 		{Type: message.EventUnsubscribe, RawType: "unsubscribe"},
@@ -46,13 +50,59 @@ func TestSendGrid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != len(wants) {
-		t.Fatalf("got %d events, want %d", len(got), len(wants))
+	if len(got.Events) != len(wants) || len(got.Invalid) != 0 {
+		t.Fatalf("got %d events, invalid %+v; want %d events", len(got.Events), got.Invalid, len(wants))
 	}
-	for i := range got {
-		checkEvent(t, i, got[i], ProviderSendGrid, wants[i])
+	for i := range got.Events {
+		checkEvent(t, i, got.Events[i], ProviderSendGrid, wants[i])
 	}
-	checkInvariants(t, ProviderSendGrid, got)
+	checkInvariants(t, ProviderSendGrid, got.Events)
+}
+
+// One event SendGrid cannot have meant (here a timestamp sent as a string) is
+// set aside; the rest of the batch is delivered, and the request succeeds, so
+// that SendGrid does not retry the batch for 24 hours and then drop it whole.
+func TestSendGridBatchWithOneBrokenEvent(t *testing.T) {
+	t.Parallel()
+	body := fixture(t, "sendgrid_batch_one_broken.json")
+	got, err := (&SendGrid{}).Normalize(post(body), body, receivedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []message.EventType
+	for _, e := range got.Events {
+		types = append(types, e.Type)
+	}
+	if want := []message.EventType{message.EventProcessed, message.EventBounced, message.EventAborted}; !slices.Equal(types, want) {
+		t.Errorf("got events %v, want %v", types, want)
+	}
+	if want := []Invalid{{Index: 1, Reason: "timestamp: a JSON string where a number is expected"}}; !slices.Equal(got.Invalid, want) {
+		t.Errorf("got invalid %+v, want %+v", got.Invalid, want)
+	}
+	checkInvariants(t, ProviderSendGrid, got.Events)
+}
+
+func TestSendGridInvalidEvents(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ name, event, wantReason string }{
+		{"no event name", `{"sg_event_id":"x","timestamp":1513299569}`, "event: is required"},
+		{"event name not a string", `{"event":1,"timestamp":1513299569}`, "event: a JSON number where a string is expected"},
+		{"timestamp out of range", `{"event":"delivered","timestamp":-5}`, "timestamp: not a Unix time"},
+		{"not an object", `"delivered"`, "a JSON string, not an object"},
+		{"null", `null`, "not a JSON object"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			body := []byte(`[{"event":"processed","sg_event_id":"ok","timestamp":1513299569},` + tt.event + `]`)
+			got, err := (&SendGrid{}).Normalize(post(body), body, receivedAt)
+			if err != nil || len(got.Events) != 1 {
+				t.Fatalf("got %d events, %v; want the valid one", len(got.Events), err)
+			}
+			if want := []Invalid{{Index: 1, Reason: tt.wantReason}}; !slices.Equal(got.Invalid, want) {
+				t.Errorf("got invalid %+v, want %+v", got.Invalid, want)
+			}
+		})
+	}
 }
 
 func TestSendGridRefuses(t *testing.T) {
@@ -60,7 +110,6 @@ func TestSendGridRefuses(t *testing.T) {
 	for _, tt := range []struct{ name, body, wantErr string }{
 		{"not JSON", `{"event":`, "malformed JSON"},
 		{"an object, not an array", `{"event":"delivered"}`, "malformed JSON"},
-		{"event without a name", `[{"event":"delivered"},{"sg_event_id":"x"}]`, "[1].event: is required"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -95,6 +144,7 @@ func TestSendGridSignature(t *testing.T) {
 	}
 	body := fixture(t, "sendgrid_events.json")
 	const ts = "1513299569"
+	sg.Now = func() time.Time { return time.Unix(1513299569, 0).Add(4 * time.Minute) } // within SendGridTolerance
 	sign := func(k *ecdsa.PrivateKey, ts string, b []byte) string {
 		s, err := SignSendGrid(k, ts, b)
 		if err != nil {
@@ -116,6 +166,10 @@ func TestSendGridSignature(t *testing.T) {
 		{"no signature", "", ts, body, true},
 		{"no timestamp", sign(key, ts, body), "", body, true},
 		{"not base64", "%%%", ts, body, true},
+		// A captured request replayed later: signed, but its timestamp is too old.
+		{"timestamp 6 minutes old", sign(key, "1513299209", body), "1513299209", body, true},
+		{"timestamp 6 minutes ahead", sign(key, "1513300169", body), "1513300169", body, true},
+		{"timestamp not a number", sign(key, "soon", body), "soon", body, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -127,15 +181,15 @@ func TestSendGridSignature(t *testing.T) {
 			if tt.ts != "" {
 				r.Header.Set(SendGridTimestampHeader, tt.ts)
 			}
-			events, err := sg.Normalize(r, tt.body, receivedAt)
+			got, err := sg.Normalize(r, tt.body, receivedAt)
 			if tt.wantErr {
-				if !errors.Is(err, ErrUnauthorized) || events != nil {
-					t.Fatalf("got %d events, error %v; want unauthorized", len(events), err)
+				if !errors.Is(err, ErrUnauthorized) || len(got.Events) != 0 {
+					t.Fatalf("got %d events, error %v; want unauthorized", len(got.Events), err)
 				}
 				return
 			}
-			if err != nil || len(events) != 13 {
-				t.Fatalf("got %d events, error %v; want 13", len(events), err)
+			if err != nil || len(got.Events) != 13 {
+				t.Fatalf("got %d events, error %v; want 13", len(got.Events), err)
 			}
 		})
 	}
@@ -159,11 +213,12 @@ func TestNewSendGridKey(t *testing.T) {
 func ExampleSignSendGrid() {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	body := []byte(`[{"event":"delivered","dispatch_id":"acf471119f7449d579e8089032003ded","sg_event_id":"e1","timestamp":1513299569}]`)
-	sig, _ := SignSendGrid(key, "1513299569", body)
+	now := strconv.FormatInt(time.Now().Unix(), 10) // the time of the request: older ones are replays
+	sig, _ := SignSendGrid(key, now, body)
 	r, _ := http.NewRequest(http.MethodPost, "http://localhost:8080/v1/events/sendgrid", strings.NewReader(string(body)))
 	r.Header.Set(SendGridSignatureHeader, sig)
-	r.Header.Set(SendGridTimestampHeader, "1513299569")
-	events, err := (&SendGrid{PublicKey: &key.PublicKey}).Normalize(r, body, time.Now())
-	fmt.Println(len(events), events[0].Type, err)
+	r.Header.Set(SendGridTimestampHeader, now)
+	batch, err := (&SendGrid{PublicKey: &key.PublicKey}).Normalize(r, body, time.Now())
+	fmt.Println(len(batch.Events), batch.Events[0].Type, err)
 	// Output: 1 delivered <nil>
 }

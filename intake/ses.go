@@ -50,12 +50,21 @@ type SES struct {
 	Hosts *regexp.Regexp
 	// HTTP fetches certificates and confirms subscriptions.
 	HTTP *retryablehttp.Client
-	// Now is the clock certificates' validity is checked against; nil: time.Now.
+	// Now is the clock certificates' validity and notifications' age are checked
+	// against; nil: time.Now.
 	Now func() time.Time
+	// MaxAge bounds a notification's age (its Timestamp): SNS retries resend the
+	// same signed notification, and an older one is refused as a replay. Zero:
+	// DefaultSNSMaxAge.
+	MaxAge time.Duration
 
 	mu    sync.Mutex
 	certs map[string]*x509.Certificate
 }
+
+// DefaultSNSMaxAge covers SNS's HTTP/S retries (3 over about a minute by
+// default; a custom delivery policy stays within an hour).
+const DefaultSNSMaxAge = time.Hour
 
 // NewSES returns the SES normalizer.
 func NewSES(topicARNs []string, hosts *regexp.Regexp, hc *retryablehttp.Client) *SES {
@@ -133,7 +142,8 @@ type sesEvent struct {
 		Timestamp         string             `json:"timestamp"`
 	} `json:"deliveryDelay"`
 	Complaint *struct {
-		Timestamp string `json:"timestamp"`
+		ComplaintSubType string `json:"complaintSubType"`
+		Timestamp        string `json:"timestamp"`
 	} `json:"complaint"`
 	Open *struct {
 		Timestamp string `json:"timestamp"`
@@ -154,112 +164,162 @@ type sesEvent struct {
 }
 
 type sesRecipientDiag struct {
+	Status         string `json:"status"`
 	DiagnosticCode string `json:"diagnosticCode"`
+}
+
+// sesDiagnostic is the first recipient's diagnostic: the DSN's Status and
+// Diagnostic-Code ("smtp; 550 5.1.1 user unknown"); without one, the Status and
+// what SES says of the event (its type and subtype).
+func sesDiagnostic(rs []sesRecipientDiag, what string) string {
+	for _, r := range rs {
+		if d := firstDiagnostic(r.DiagnosticCode); d != "" {
+			return diagnostic("", r.Status, d)
+		}
+	}
+	status := ""
+	if len(rs) > 0 {
+		status = rs[0].Status
+	}
+	return diagnostic("", status, what)
 }
 
 // sesTopicValidated is the notification SES publishes when an event destination
 // is set up; it is no event.
 const sesTopicValidated = "Successfully validated SNS topic for Amazon SES event publishing."
 
-func (s *SES) Normalize(r *http.Request, body []byte, receivedAt time.Time) ([]message.Event, error) {
+func (s *SES) Normalize(r *http.Request, body []byte, receivedAt time.Time) (Batch, error) {
 	var m snsMessage
 	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, malformed(err)
+		return Batch{}, malformed(err)
 	}
 	if h := r.Header.Get(SNSMessageTypeHeader); h != m.Type {
-		return nil, badRequest("%s %q does not match Type %q", SNSMessageTypeHeader, h, m.Type)
+		return Batch{}, badRequest("%s %q does not match Type %q", SNSMessageTypeHeader, h, m.Type)
 	}
 	switch m.Type {
 	case "Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation":
 	default:
-		return nil, badRequest("Type: %q is not an SNS message type", m.Type)
+		return Batch{}, badRequest("Type: %q is not an SNS message type", m.Type)
 	}
 	if err := s.verify(r, &m); err != nil {
-		return nil, err
+		return Batch{}, err
+	}
+	if err := s.fresh(&m); err != nil {
+		return Batch{}, err
 	}
 	allowed := slices.Contains(s.TopicARNs, m.TopicARN)
 	if len(s.TopicARNs) > 0 && !allowed {
-		return nil, unauthorized("TopicArn %q is not allow-listed", m.TopicARN)
+		return Batch{}, unauthorized("TopicArn %q is not allow-listed", m.TopicARN)
 	}
 	switch m.Type {
 	case "SubscriptionConfirmation":
 		if !allowed {
-			return nil, unauthorized("TopicArn %q: subscriptions are confirmed for allow-listed topics only", m.TopicARN)
+			return Batch{}, unauthorized("TopicArn %q: subscriptions are confirmed for allow-listed topics only", m.TopicARN)
 		}
-		return nil, s.confirm(r, &m)
+		return Batch{}, s.confirm(r, &m)
 	case "UnsubscribeConfirmation":
-		return nil, nil
+		return Batch{}, nil
 	}
-	return sesEvents(&m, receivedAt)
+	return sesEvents(&m, receivedAt), nil
 }
 
-// sesEvents unwraps a verified notification's SES event.
-func sesEvents(m *snsMessage, receivedAt time.Time) ([]message.Event, error) {
+// sesEvents unwraps a verified notification's SES event: the SNS envelope is
+// SES's format, the SES event in its Message the one event of the batch.
+func sesEvents(m *snsMessage, receivedAt time.Time) Batch {
 	if m.Message == sesTopicValidated {
-		return nil, nil
+		return Batch{}
 	}
+	return batchOf(sesRead(m, receivedAt))
+}
+
+func sesRead(m *snsMessage, receivedAt time.Time) (message.Event, error) {
 	var e sesEvent
-	if err := json.Unmarshal([]byte(m.Message), &e); err != nil {
-		return nil, badRequest("Message: not an SES event: %v", err)
+	if err := decodeEvent([]byte(m.Message), &e, "Message"); err != nil {
+		return message.Event{}, err
 	}
-	rawType := firstNonEmpty(e.EventType, e.NotificationType)
-	if rawType == "" {
-		return nil, badRequest("Message.eventType: is required")
+	name := firstNonEmpty(e.EventType, e.NotificationType)
+	if name == "" {
+		return message.Event{}, errors.New("Message.eventType: is required")
 	}
-	t, reason, at, extra := sesType(rawType, &e)
-	ts, ok := parseTime(at)
-	if !ok {
-		ts, _ = parseTime(m.Timestamp)
+	c := sesType(name, &e)
+	ts, ok := parseTime(c.at)
+	switch {
+	case c.at != "" && !ok:
+		return message.Event{}, fmt.Errorf("Message.%s: not an RFC 3339 time", c.atField)
+	case c.at == "":
+		// No time of its own (Send, Reject…): when the mail was sent, else when
+		// SNS published the notification.
+		if ts, ok = parseTime(e.Mail.Timestamp); !ok {
+			ts, _ = parseTime(m.Timestamp)
+		}
 	}
 	var dispatchID string
 	if tag := e.Mail.Tags[DispatchIDKey]; len(tag) > 0 {
 		dispatchID = tag[0]
 	}
-	if e.Bounce != nil && e.Bounce.BounceType != "" {
-		rawType += " (" + e.Bounce.BounceType + ")"
-	}
-	return []message.Event{newEvent(ProviderSES, dispatchID, e.Mail.MessageID, t, rawType, m.MessageID,
-		ts, receivedAt, reason, extra)}, nil
+	return newEvent(ProviderSES, dispatchID, e.Mail.MessageID, c.t, rawType(append([]string{name}, c.sub...)...),
+		m.MessageID, ts, receivedAt, c.reason, c.extra), nil
 }
 
-// sesType maps an SES event; at is its own timestamp.
-func sesType(eventType string, e *sesEvent) (t message.EventType, reason, at, extra string) {
-	diag := func(rs []sesRecipientDiag) string {
-		for _, r := range rs {
-			if r.DiagnosticCode != "" {
-				return r.DiagnosticCode
-			}
-		}
-		return ""
+// sesClass is what sesType makes of an SES event.
+type sesClass struct {
+	t       message.EventType
+	sub     []string // subtypes, for the raw type
+	reason  string
+	at      string // the event's own timestamp, if it has one, and its field
+	atField string
+	extra   string
+}
+
+// sesSuppressed are the bounce subtypes of messages SES never attempted: the
+// address is on the global or the account-level suppression list.
+var sesSuppressed = map[string]bool{"Suppressed": true, "OnAccountSuppressionList": true}
+
+// sesType maps an SES event by the SES developer guide's meaning of it (event
+// publishing's "Contents of event data"). SES publishes a Bounce only once it
+// has given up: for a hard bounce at once, for a soft bounce ("Transient") after
+// it stopped retrying; a soft bounce it still retries is a DeliveryDelay. A
+// bounce or complaint for a suppressed address was never attempted.
+func sesType(eventType string, e *sesEvent) sesClass {
+	c := sesClass{t: message.EventUnknown}
+	own := func(at, field string) {
+		c.at, c.atField = at, field
 	}
-	at = e.Mail.Timestamp
 	switch {
 	case eventType == "Send":
-		return message.EventProcessed, "", at, ""
+		c.t = message.EventProcessed
 	case eventType == "Delivery" && e.Delivery != nil:
-		return message.EventDelivered, "", e.Delivery.Timestamp, ""
+		c.t = message.EventDelivered
+		own(e.Delivery.Timestamp, "delivery.timestamp")
 	case eventType == "Bounce" && e.Bounce != nil:
 		b := e.Bounce
-		reason = firstNonEmpty(diag(b.BouncedRecipients), b.BounceType+" "+b.BounceSubType)
-		if b.BounceType == "Permanent" {
-			return message.EventBounced, reason, b.Timestamp, ""
+		c.t, c.sub = message.EventBounced, []string{b.BounceType, b.BounceSubType}
+		if sesSuppressed[b.BounceSubType] {
+			c.t = message.EventAborted
 		}
-		// Transient: SES has stopped retrying, but the address may work later;
-		// Undetermined: SES could not tell. Neither is a hard bounce.
-		return message.EventDeferred, reason, b.Timestamp, ""
+		c.reason = sesDiagnostic(b.BouncedRecipients, b.BounceType+" "+b.BounceSubType)
+		own(b.Timestamp, "bounce.timestamp")
 	case eventType == "Reject" && e.Reject != nil:
-		return message.EventAborted, e.Reject.Reason, at, ""
+		c.t, c.reason = message.EventAborted, e.Reject.Reason
 	case eventType == "Rendering Failure" && e.Failure != nil:
-		return message.EventAborted, e.Failure.ErrorMessage, at, ""
+		c.t, c.reason = message.EventAborted, e.Failure.ErrorMessage
 	case eventType == "DeliveryDelay" && e.DeliveryDelay != nil:
 		d := e.DeliveryDelay
-		return message.EventDeferred, firstNonEmpty(diag(d.DelayedRecipients), d.DelayType), d.Timestamp, ""
+		c.t, c.sub = message.EventDeferred, []string{d.DelayType}
+		c.reason = sesDiagnostic(d.DelayedRecipients, d.DelayType)
+		own(d.Timestamp, "deliveryDelay.timestamp")
 	case eventType == "Complaint" && e.Complaint != nil:
-		return message.EventComplaint, "", e.Complaint.Timestamp, ""
+		c.t, c.sub = message.EventComplaint, []string{e.Complaint.ComplaintSubType}
+		if e.Complaint.ComplaintSubType == "OnAccountSuppressionList" {
+			c.t, c.reason = message.EventAborted, "OnAccountSuppressionList"
+		}
+		own(e.Complaint.Timestamp, "complaint.timestamp")
 	case eventType == "Open" && e.Open != nil:
-		return message.EventOpen, "", e.Open.Timestamp, ""
+		c.t = message.EventOpen
+		own(e.Open.Timestamp, "open.timestamp")
 	case eventType == "Click" && e.Click != nil:
-		return message.EventClick, "", e.Click.Timestamp, e.Click.Link
+		c.t, c.extra = message.EventClick, e.Click.Link
+		own(e.Click.Timestamp, "click.timestamp")
 	case eventType == "Subscription" && e.Subscription != nil:
 		p := e.Subscription.NewTopicPreferences
 		optOut := p.UnsubscribeAll
@@ -267,11 +327,11 @@ func sesType(eventType string, e *sesEvent) (t message.EventType, reason, at, ex
 			optOut = optOut || s.SubscriptionStatus == "OptOut"
 		}
 		if optOut {
-			return message.EventUnsubscribe, "", e.Subscription.Timestamp, ""
+			c.t = message.EventUnsubscribe
 		}
-		return message.EventUnknown, "", e.Subscription.Timestamp, ""
+		own(e.Subscription.Timestamp, "subscription.timestamp")
 	}
-	return message.EventUnknown, "", at, ""
+	return c
 }
 
 // verify checks m's SNS signature.
@@ -310,6 +370,26 @@ func (s *SES) verify(r *http.Request, m *snsMessage) error {
 	}
 	if err := rsa.VerifyPKCS1v15(pub, hash, digest, sig); err != nil {
 		return unauthorized("bad Signature")
+	}
+	return nil
+}
+
+// fresh refuses a notification whose signed Timestamp is older than MaxAge, or
+// more than a minute ahead: a replay of a captured one.
+func (s *SES) fresh(m *snsMessage) error {
+	ts, ok := parseTime(m.Timestamp)
+	if !ok {
+		return unauthorized("Timestamp: %q is not an RFC 3339 time", m.Timestamp)
+	}
+	now, maxAge := time.Now(), s.MaxAge
+	if s.Now != nil {
+		now = s.Now()
+	}
+	if maxAge == 0 {
+		maxAge = DefaultSNSMaxAge
+	}
+	if age := now.Sub(ts); age > maxAge || age < -time.Minute {
+		return unauthorized("Timestamp: %s old, outside the %s window", age.Round(time.Second), maxAge)
 	}
 	return nil
 }

@@ -72,15 +72,23 @@ func newSNSFake(t *testing.T, topics ...string) *snsFake {
 	hc := retryablehttp.NewClient()
 	hc.Logger, hc.RetryMax, hc.HTTPClient = nil, 0, f.srv.Client()
 	f.normalize = NewSES(topics, regexp.MustCompile(`^127\.0\.0\.1$`), hc)
+	// The documented examples are years old: their age is TestSESFreshness's business.
+	f.normalize.MaxAge = 100 * 365 * 24 * time.Hour
 	return f
 }
 
 // notification wraps an SES event in a signed SNS notification.
 func (f *snsFake) notification(t *testing.T, sesEvent []byte, version, messageID string) []byte {
 	t.Helper()
+	return f.notificationAt(t, sesEvent, version, messageID, "2017-08-05T00:41:03.000Z")
+}
+
+// notificationAt is notification with the SNS Timestamp ts.
+func (f *snsFake) notificationAt(t *testing.T, sesEvent []byte, version, messageID, ts string) []byte {
+	t.Helper()
 	body, err := json.Marshal(map[string]string{
 		"Type": "Notification", "MessageId": messageID, "TopicArn": testTopic,
-		"Message": string(sesEvent), "Timestamp": "2017-08-05T00:41:03.000Z", "SignatureVersion": version,
+		"Message": string(sesEvent), "Timestamp": ts, "SignatureVersion": version,
 		"SigningCertURL": f.certURL,
 		"UnsubscribeURL": f.srv.URL + "/?Action=Unsubscribe&SubscriptionArn=" + testTopic + ":f1abc4f3",
 	})
@@ -110,12 +118,26 @@ func TestSES(t *testing.T) {
 	}{
 		{"ses_send.json", want{Type: message.EventProcessed, RawType: "Send", Timestamp: mustTime(t, "2017-08-05T00:40:02.012Z")}},
 		{"ses_delivery.json", want{Type: message.EventDelivered, RawType: "Delivery", Timestamp: mustTime(t, "2016-10-19T23:21:04.133Z")}},
-		{"ses_bounce.json", want{Type: message.EventBounced, RawType: "Bounce (Permanent)", Reason: "smtp; 550 5.1.1 user unknown"}},
-		{"ses_bounce_transient.json", want{Type: message.EventDeferred, RawType: "Bounce (Transient)", Reason: "smtp; 452 4.2.2 mailbox full"}},
+		{"ses_bounce.json", want{Type: message.EventBounced, RawType: "Bounce/Permanent/General", Reason: "smtp; 550 5.1.1 user unknown"}},
+		// SES publishes a soft bounce only once it stopped retrying: final.
+		{"ses_bounce_transient.json", want{Type: message.EventBounced, RawType: "Bounce/Transient/MailboxFull", Reason: "smtp; 452 4.2.2 mailbox full"}},
+		{"ses_bounce_transient_general.json", want{Type: message.EventBounced, RawType: "Bounce/Transient/General",
+			Reason: "4.0.0 smtp; 421 4.4.2 connection dropped"}},
+		{"ses_bounce_undetermined.json", want{Type: message.EventBounced, RawType: "Bounce/Undetermined/Undetermined", Reason: "5.0.0 Undetermined Undetermined"}},
+		// Suppressed addresses: never attempted.
+		{"ses_bounce_suppressed.json", want{Type: message.EventAborted, RawType: "Bounce/Permanent/Suppressed",
+			Reason: "5.1.1 Amazon SES has suppressed sending to this address because it has a recent history of bouncing as an invalid address. " +
+				"For more information about how to remove an address from the suppression list, see the Amazon SES Developer Guide: " +
+				"http://docs.aws.amazon.com/ses/latest/DeveloperGuide/remove-from-suppressionlist.html"}},
+		{"ses_bounce_account_suppressed.json", want{Type: message.EventAborted, RawType: "Bounce/Permanent/OnAccountSuppressionList",
+			Reason: "5.1.1 Amazon SES did not send the message to this address because it is on the suppression list for your account. " +
+				"For more information about removing addresses from the suppression list, see the Amazon SES Developer Guide at " +
+				"https://docs.aws.amazon.com/ses/latest/DeveloperGuide/sending-email-suppression-list.html"}},
+		{"ses_complaint_account_suppressed.json", want{Type: message.EventAborted, RawType: "Complaint/OnAccountSuppressionList", Reason: "OnAccountSuppressionList"}},
 		{"ses_reject.json", want{Type: message.EventAborted, RawType: "Reject", Reason: "Bad content"}},
 		{"ses_rendering_failure.json", want{Type: message.EventAborted, RawType: "Rendering Failure",
 			Reason: "Attribute 'attributeName' is not present in the rendering data."}},
-		{"ses_delivery_delay.json", want{Type: message.EventDeferred, RawType: "DeliveryDelay", Reason: "smtp; 421 4.4.1 Unable to connect to remote host"}},
+		{"ses_delivery_delay.json", want{Type: message.EventDeferred, RawType: "DeliveryDelay/TransientCommunicationFailure", Reason: "smtp; 421 4.4.1 Unable to connect to remote host"}},
 		{"ses_complaint.json", want{Type: message.EventComplaint, RawType: "Complaint"}},
 		{"ses_open.json", want{Type: message.EventOpen, RawType: "Open"}},
 		{"ses_click.json", want{Type: message.EventClick, RawType: "Click"}},
@@ -132,15 +154,9 @@ func TestSES(t *testing.T) {
 					w.DispatchID = seedDispatchID
 				}
 				body := f.notification(t, fixture(t, tt.file), version, w.ID)
-				got, err := f.normalize.Normalize(snsPost(body, "Notification"), body, receivedAt)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(got) != 1 {
-					t.Fatalf("got %d events, want 1", len(got))
-				}
-				checkEvent(t, i, got[0], ProviderSES, w)
-				checkInvariants(t, ProviderSES, got)
+				got := one(t, f.normalize, snsPost(body, "Notification"), body)
+				checkEvent(t, i, got, ProviderSES, w)
+				checkInvariants(t, ProviderSES, []message.Event{got})
 			})
 		}
 	}
@@ -191,15 +207,15 @@ func TestSESVerification(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			events, err := f.normalize.Normalize(snsPost(tt.body, tt.header), tt.body, receivedAt)
+			got, err := f.normalize.Normalize(snsPost(tt.body, tt.header), tt.body, receivedAt)
 			if tt.wantErr == nil {
-				if err != nil || len(events) != 1 {
-					t.Fatalf("got %d events, %v; want 1", len(events), err)
+				if err != nil || len(got.Events) != 1 {
+					t.Fatalf("got %d events, %v; want 1", len(got.Events), err)
 				}
 				return
 			}
-			if !errors.Is(err, tt.wantErr) || events != nil {
-				t.Fatalf("got %d events, %v; want %v", len(events), err, tt.wantErr)
+			if !errors.Is(err, tt.wantErr) || len(got.Events) != 0 {
+				t.Fatalf("got %d events, %v; want %v", len(got.Events), err, tt.wantErr)
 			}
 		})
 	}
@@ -260,9 +276,9 @@ func TestSESSubscriptionConfirmation(t *testing.T) {
 			t.Parallel()
 			f := newSNSFake(t, tt.allow...)
 			body := confirmation(f, tt.topic, tt.subscribeURL(f))
-			events, err := f.normalize.Normalize(snsPost(body, "SubscriptionConfirmation"), body, receivedAt)
-			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) || len(events) != 0 {
-				t.Fatalf("got %d events, %v; want no events and %v", len(events), err, tt.wantErr)
+			got, err := f.normalize.Normalize(snsPost(body, "SubscriptionConfirmation"), body, receivedAt)
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) || len(got.Events) != 0 {
+				t.Fatalf("got %d events, %v; want no events and %v", len(got.Events), err, tt.wantErr)
 			}
 			if got := f.confirms.Load(); got != tt.wantConfirms {
 				t.Errorf("got %d confirmations, want %d", got, tt.wantConfirms)
@@ -275,8 +291,55 @@ func TestSESTopicValidatedIsNoEvent(t *testing.T) {
 	t.Parallel()
 	f := newSNSFake(t)
 	body := f.notification(t, []byte(sesTopicValidated), "1", "m-validated")
-	events, err := f.normalize.Normalize(snsPost(body, "Notification"), body, receivedAt)
-	if err != nil || len(events) != 0 {
-		t.Fatalf("got %d events, %v; want none", len(events), err)
+	got, err := f.normalize.Normalize(snsPost(body, "Notification"), body, receivedAt)
+	if err != nil || len(got.Events) != 0 || len(got.Invalid) != 0 {
+		t.Fatalf("got %+v, %v; want nothing", got, err)
+	}
+}
+
+// A verified notification whose SES event cannot be read is one invalid event,
+// answered 200: SNS would retry it to no avail.
+func TestSESInvalidEvent(t *testing.T) {
+	t.Parallel()
+	f := newSNSFake(t)
+	for _, tt := range []struct{ name, message, want string }{
+		{"not JSON", "Hello", "Message: malformed JSON"},
+		{"no eventType", `{"mail":{"messageId":"m"}}`, "Message.eventType: is required"},
+		{"bounce a string", `{"eventType":"Bounce","bounce":"hard"}`, "Message.bounce: a JSON string where an object is expected"},
+		{"bad bounce timestamp", `{"eventType":"Bounce","bounce":{"bounceType":"Permanent","timestamp":"yesterday"}}`,
+			"Message.bounce.timestamp: not an RFC 3339 time"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			body := f.notification(t, []byte(tt.message), "2", "m-"+tt.name)
+			if got := invalid(t, f.normalize, snsPost(body, "Notification"), body); got != tt.want {
+				t.Errorf("got reason %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// A signed notification captured and replayed later is refused by its age: SNS
+// retries resend the same notification within DefaultSNSMaxAge.
+func TestSESFreshness(t *testing.T) {
+	t.Parallel()
+	f := newSNSFake(t, testTopic)
+	f.normalize.MaxAge = 0 // DefaultSNSMaxAge
+	for _, tt := range []struct {
+		name    string
+		age     time.Duration
+		wantErr bool
+	}{
+		{"a minute old", time.Minute, false},
+		{"59 minutes old", 59 * time.Minute, false},
+		{"two hours old", 2 * time.Hour, true},
+		{"from the future", -2 * time.Minute, true},
+	} {
+		ts := time.Now().Add(-tt.age).UTC().Format(time.RFC3339)
+		body := f.notificationAt(t, fixture(t, "ses_open.json"), "2", "fresh-"+tt.name, ts)
+		_, err := f.normalize.Normalize(snsPost(body, "Notification"), body, receivedAt)
+		if tt.wantErr != (err != nil) || (err != nil && !errors.Is(err, ErrUnauthorized)) {
+			t.Errorf("%s: %v, want unauthorized %v", tt.name, err, tt.wantErr)
+		}
 	}
 }

@@ -5,7 +5,14 @@ import (
 	"encoding/hex"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
+
+// MaxReasonLength bounds Event.Reason, in bytes: enough for an SMTP reply code,
+// an enhanced status code and the receiving server's text, short enough that a
+// provider's whole bounce notice never lands in a message's history or postback.
+// Intake cuts every reason with CutReason.
+const MaxReasonLength = 1000
 
 // Event is one ESP event about one message, normalised from the provider's format.
 // It is the input of the workflow's event signal; add fields, never rename them.
@@ -23,14 +30,21 @@ type Event struct {
 	Timestamp time.Time `json:"timestamp"`
 	// ReceivedAt is when dispatchflow's intake received the event.
 	ReceivedAt time.Time `json:"received_at"`
-	// Reason is the bounce or abort reason, or the deferral's SMTP answer.
+	// Reason is the bounce or abort reason, or the deferral's SMTP answer: the most
+	// useful diagnostic the provider's payload holds, at most MaxReasonLength bytes.
 	Reason string `json:"reason,omitempty"`
-	// RawType is the provider's own name for the event ("hard_bounce", "Delivery", …).
+	// RawType is the provider's own name for the event, followed by its subtype and
+	// sub-subtype where the provider has them, joined with "/": "Bounce/Transient/MailboxFull"
+	// (SES), "failed/permanent/suppress-bounce" (Mailgun), "hard_bounce" (Sarbacane).
 	RawType string `json:"raw_type,omitempty"`
 	// MessageID is the provider's id of the message (SendGrid sg_message_id, SES
 	// mail.messageId, …). When an event carries no dispatch_id, intake finds the
 	// message by it: the Send activity records it (search attribute EspMessageId).
 	MessageID string `json:"message_id,omitempty"`
+	// Workspace is the workspace whose intake secret authenticated the request,
+	// on events of the generic intake: they may report on that workspace's
+	// messages, whatever ESP carried them. Empty on a provider's own events.
+	Workspace string `json:"workspace,omitempty"`
 }
 
 // DedupeKey identifies the event across retries of the provider's webhook.
@@ -41,4 +55,18 @@ func (e Event) DedupeKey() string { return e.Provider + ":" + e.ID }
 func SyntheticID(dispatchID string, t EventType, ts time.Time, reason string) string {
 	sum := sha256.Sum256([]byte(strings.Join([]string{dispatchID, string(t), ts.UTC().Format(time.RFC3339Nano), reason}, "\x00")))
 	return "syn-" + hex.EncodeToString(sum[:12])
+}
+
+// CutReason returns s cut to at most MaxReasonLength bytes on a UTF-8 boundary,
+// ending in "…" when it was cut.
+func CutReason(s string) string {
+	if len(s) <= MaxReasonLength {
+		return s
+	}
+	const ellipsis = "…"
+	cut := MaxReasonLength - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ellipsis
 }

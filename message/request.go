@@ -26,6 +26,10 @@ type SendRequest struct {
 // DefaultWorkspace is the workspace of a message that names none.
 const DefaultWorkspace = "default"
 
+// AnyWorkspace is the Workspace of events from an unauthenticated generic intake
+// (DISPATCHFLOW_WEBHOOK_VERIFY=off): they may report on any workspace's messages.
+const AnyWorkspace = "*"
+
 // FieldError is a problem with one field of a request; Field is its JSON name.
 type FieldError struct {
 	Field   string

@@ -98,10 +98,10 @@ type API struct {
 // New returns the API over Temporal client c.
 func New(c client.Client, cfg config.Config, logger *slog.Logger) *API {
 	a := &API{client: c, cfg: cfg, logger: logger, now: time.Now, recent: newRecentKeys(100_000)}
-	norms, err := intake.New(cfg.Intake(), nil) // nil: intake's own client for SNS certificates
+	norms, err := intake.New(cfg.Intake(true), nil) // nil: intake's own client for SNS certificates
 	if err != nil {
-		// config.Load builds the same normalizers and refuses to start on this error.
-		panic(fmt.Sprintf("starter: webhook configuration (config.Load checks it): %v", err))
+		// config.ValidateAPI builds the same normalizers and refuses to start on this error.
+		panic(fmt.Sprintf("starter: webhook configuration (config.ValidateAPI checks it): %v", err))
 	}
 	a.normalizers = norms
 	a.resolveMessageID = a.resolveByMessageID
@@ -161,6 +161,9 @@ func (a *API) Routes() []Route {
 		{Method: http.MethodPost, Pattern: "/v1/messages/{dispatch_id}/fallback/cancel", Scope: auth.ScopeMessagesSend, Handler: a.cancelFallback},
 		{Method: http.MethodPatch, Pattern: "/v1/messages/{dispatch_id}/fallback", Scope: auth.ScopeMessagesSend, Handler: a.patchFallback},
 		{Method: http.MethodPost, Pattern: "/v1/events/{provider}", Intake: true, Handler: a.postEvents},
+		// Providers that cannot sign nor set a header (Sarbacane) carry their token
+		// in the path; the others answer 404 there.
+		{Method: http.MethodPost, Pattern: "/v1/events/{provider}/{token}", Intake: true, Handler: a.postEvents},
 		{Method: http.MethodPost, Pattern: "/v1/callbacks/twilio", Intake: true, Handler: a.twilioCallback},
 		{Method: http.MethodGet, Pattern: "/healthz", Handler: a.healthz},
 		{Method: http.MethodGet, Pattern: "/openapi.json", Handler: a.openAPI},
@@ -635,13 +638,23 @@ type eventsResponse struct {
 	Accepted   int `json:"accepted"`
 	Duplicates int `json:"duplicates"`
 	Unmatched  int `json:"unmatched"`
+	Invalid    int `json:"invalid"`
+	// pending events name a message not found yet (visibility lag, a start not
+	// seen yet) while they are recent: the request is answered 503, so that the
+	// provider posts them again.
+	pending int
 }
+
+// retryLaterAfter is the Retry-After of a 503 for events whose message is not
+// found yet: the provider's next attempt should find it (visibility lags by about
+// a second; docs/esp-inbound.md).
+const retryLaterAfter = 30 * time.Second
 
 func (a *API) postEvents(w http.ResponseWriter, r *http.Request) {
 	provider := r.PathValue("provider")
 	norm, ok := a.normalizers[provider]
-	if !ok {
-		a.fail(w, r, notFound(fmt.Sprintf("unknown provider %q", provider)))
+	if !ok || (r.PathValue("token") != "" && provider != intake.ProviderSarbacane) {
+		a.fail(w, r, notFound(fmt.Sprintf("no intake for provider %q here (DISPATCHFLOW_INTAKES mounts: %s)", provider, strings.Join(a.cfg.MountedIntakes(), ", "))))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
@@ -649,16 +662,22 @@ func (a *API) postEvents(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, bodyError(err))
 		return
 	}
-	events, err := norm.Normalize(r, body, a.now())
+	batch, err := norm.Normalize(r, body, a.now())
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	if len(events) > MaxEventsPerRequest {
-		a.fail(w, r, &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("%d events in one request, at most %d are accepted: send smaller batches", len(events), MaxEventsPerRequest)})
+	if n := len(batch.Events) + len(batch.Invalid); n > MaxEventsPerRequest {
+		a.fail(w, r, &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("%d events in one request, at most %d are accepted: send smaller batches", n, MaxEventsPerRequest)})
 		return
 	}
-	if err := a.resolve(r.Context(), events); err != nil {
+	// An event that cannot be read is logged and counted, never refused with the
+	// batch: the provider would retry the whole batch for hours, then drop it all.
+	for _, inv := range batch.Invalid {
+		a.logger.Warn("invalid event", "provider", provider, "index", inv.Index, "reason", inv.Reason)
+	}
+	events, pending, err := a.resolve(r.Context(), batch.Events)
+	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -668,15 +687,36 @@ func (a *API) postEvents(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	res.Invalid, res.pending = len(batch.Invalid), res.pending+pending
+	if res.pending > 0 {
+		// Nothing is lost to timing: the others went through (and are deduplicated
+		// when the provider posts the batch again); these are asked for again.
+		w.Header().Set("Retry-After", strconv.Itoa(int(retryLaterAfter.Seconds())))
+		a.fail(w, r, &httpError{http.StatusServiceUnavailable, fmt.Sprintf(
+			"%d of the events name a message not found yet; post them again (accepted %d, duplicates %d, unmatched %d, invalid %d)",
+			res.pending, res.Accepted, res.Duplicates, res.Unmatched, res.Invalid)})
+		return
+	}
 	writeJSON(w, http.StatusOK, res)
 }
 
+// recent reports whether ev happened within DISPATCHFLOW_INTAKE_RETRY_WINDOW: an
+// event whose message is not found yet is then asked for again, not dropped.
+func (a *API) recentEvent(ev message.Event) bool {
+	at := ev.Timestamp
+	if at.IsZero() {
+		at = ev.ReceivedAt
+	}
+	return a.now().Sub(at) < a.cfg.IntakeRetryWindow
+}
+
 // resolve fills in the dispatch_id of events that name only the provider's message
-// id, through resolveMessageID; events it cannot resolve stay without one and
-// are counted unmatched.
-func (a *API) resolve(ctx context.Context, events []message.Event) error {
+// id, through resolveMessageID. Of those it cannot resolve, the recent ones are
+// left out and counted pending (the provider is asked to post them again); the
+// others stay without a dispatch_id and are counted unmatched.
+func (a *API) resolve(ctx context.Context, events []message.Event) ([]message.Event, int, error) {
 	if a.resolveMessageID == nil {
-		return nil
+		return events, 0, nil
 	}
 	type key struct{ provider, messageID string }
 	found := map[key]string{}
@@ -695,7 +735,7 @@ func (a *API) resolve(ctx context.Context, events []message.Event) error {
 			}
 			resolved, ok, err := a.resolveMessageID(ctx, k.provider, k.messageID)
 			if err != nil {
-				return fmt.Errorf("finding the message of %s message id %q: %w", k.provider, k.messageID, err)
+				return nil, 0, fmt.Errorf("finding the message of %s message id %q: %w", k.provider, k.messageID, err)
 			}
 			if ok {
 				found[k] = resolved
@@ -709,15 +749,23 @@ func (a *API) resolve(ctx context.Context, events []message.Event) error {
 		select {
 		case <-time.After(resolveRetryAfter):
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, 0, ctx.Err()
 		}
 	}
-	for i := range events {
-		if ev := &events[i]; ev.DispatchID == "" && ev.MessageID != "" {
+	out, pending := events[:0:0], 0
+	for _, ev := range events {
+		if ev.DispatchID == "" && ev.MessageID != "" {
 			ev.DispatchID = found[key{ev.Provider, ev.MessageID}]
+			if ev.DispatchID == "" && a.recentEvent(ev) {
+				a.logger.Info("event for a message not found yet: the provider is asked to post it again",
+					"provider", ev.Provider, "message_id", ev.MessageID, "event", ev.Type)
+				pending++
+				continue
+			}
 		}
+		out = append(out, ev)
 	}
-	return nil
+	return out, pending, nil
 }
 
 // signal hands events to their workflows: in order for each message, messages in
@@ -752,7 +800,9 @@ func (a *API) signal(ctx context.Context, events []message.Event) (eventsRespons
 					count(func() { res.Unmatched++ })
 					continue
 				}
-				if a.recent.seen(ev.DedupeKey()) {
+				// Keyed by message too: some ESPs' event ids are unique per message only.
+				dedupe := id + "/" + ev.DedupeKey()
+				if a.recent.seen(dedupe) {
 					metrics.EventDuplicate(ev.Provider)
 					count(func() { res.Duplicates++ })
 					continue
@@ -760,6 +810,11 @@ func (a *API) signal(ctx context.Context, events []message.Event) (eventsRespons
 				err := a.client.SignalWorkflow(ctx, workflows.WorkflowID(id), "", workflows.SignalEvent, ev)
 				var nf *serviceerror.NotFound
 				switch {
+				case errors.As(err, &nf) && a.recentEvent(ev) && !a.exists(ctx, id):
+					// Not started yet, as far as this server knows: asked for again.
+					a.logger.Info("event for a message not found yet: the provider is asked to post it again",
+						"dispatch_id", id, "provider", ev.Provider, "event", ev.Type)
+					count(func() { res.pending++ })
 				case errors.As(err, &nf):
 					a.logger.Warn("unmatched event: no open message", "dispatch_id", id, "provider", ev.Provider, "event", ev.Type)
 					metrics.EventUnmatched(ev.Provider)
@@ -772,7 +827,7 @@ func (a *API) signal(ctx context.Context, events []message.Event) (eventsRespons
 					})
 					return
 				default:
-					a.recent.add(ev.DedupeKey())
+					a.recent.add(dedupe)
 					metrics.EventIngested(ev.Provider, string(ev.Type))
 					count(func() { res.Accepted++ })
 				}
@@ -781,6 +836,15 @@ func (a *API) signal(ctx context.Context, events []message.Event) (eventsRespons
 	}
 	wg.Wait()
 	return res, firstErr
+}
+
+// exists reports whether workflow id was ever started (open or closed, within the
+// namespace's retention); on an error it answers true, so that the event is
+// counted unmatched rather than asked for again for ever.
+func (a *API) exists(ctx context.Context, id string) bool {
+	_, err := a.client.DescribeWorkflowExecution(ctx, workflows.WorkflowID(id), "")
+	var nf *serviceerror.NotFound
+	return !errors.As(err, &nf)
 }
 
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) {

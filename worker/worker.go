@@ -36,9 +36,10 @@ func NewESP(cfg config.Config, logger *slog.Logger) (esp.Sender, error) {
 		h := retryablehttp.NewClient()
 		h.RetryMax = 5
 		h.Logger = nil
-		return &esp.Sandbox{EventsURL: cfg.SandboxEventsURL(), Delay: cfg.SandboxDelay, HTTP: h, Logger: logger}, nil
+		return &esp.Sandbox{EventsURL: cfg.SandboxEventsURL(), Delay: cfg.SandboxDelay, HTTP: h, Logger: logger,
+			Secret: cfg.SandboxWebhookSecret}, nil
 	case "smtp":
-		return &esp.SMTP{Addr: cfg.SMTPAddr, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword}, nil
+		return &esp.SMTP{Addr: cfg.SMTPAddr, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword, Provider: cfg.SMTPProvider}, nil
 	case "sendgrid":
 		return &esp.SendGrid{APIKey: cfg.SendGridAPIKey, BaseURL: cfg.SendGridBaseURL, HTTP: esp.NewHTTPClient(esp.APITimeout)}, nil
 	case "mailgun":

@@ -307,6 +307,14 @@ func (m *messageImpl) onEvent(ctx workflow.Context, ev message.Event) {
 		Timestamp: ev.Timestamp, ReceivedAt: ev.ReceivedAt, Reason: ev.Reason,
 	})
 	idx := len(m.state.Events) - 1
+	if ev.Provider == intakeGeneric && ev.Workspace != m.in.Request.Workspace && ev.Workspace != message.AnyWorkspace {
+		// Authenticated with another workspace's intake secret: it may report on
+		// that workspace's messages only.
+		if workflow.GetVersion(ctx, versionProviderBound, workflow.DefaultVersion, 1) == 1 {
+			m.state.Events[idx].Note = "ignored: posted to the generic intake with another workspace's secret"
+			return
+		}
+	}
 	if !m.sendDone {
 		m.state.Events[idx].Note = "held until the ESP answers the send"
 		m.held = append(m.held, idx)
@@ -315,10 +323,38 @@ func (m *messageImpl) onEvent(ctx workflow.Context, ev message.Event) {
 	m.apply(ctx, idx)
 }
 
+// versionProviderBound guards the rule that only the provider that carried a
+// message may move it (histories recorded before it applied any provider's event).
+const versionProviderBound = "provider-bound-events"
+
+// intakeGeneric is the provider name of the generic intake's events (intake.ProviderGeneric).
+const intakeGeneric = "generic"
+
+// carrier says why event rec may not move the message: it was reported by a
+// provider that did not carry it. "" when it may: our own send outcome, the ESP
+// the message was handed to, or the generic intake of the message's own workspace
+// (checked in onEvent).
+func (m *messageImpl) carrier(rec *EventRecord) string {
+	switch {
+	case rec.ID == sendEventID || rec.Provider == intakeGeneric:
+		return ""
+	case m.state.ESP == nil:
+		// The send was refused (aborted, final): no event can move it anyway.
+		return ""
+	case rec.Provider != m.state.ESP.Provider:
+		return "ignored: reported by " + rec.Provider + ", but the message was handed to " + m.state.ESP.Provider
+	}
+	return ""
+}
+
 // apply runs event idx of the timeline through the status rules.
 func (m *messageImpl) apply(ctx workflow.Context, idx int) {
 	rec := &m.state.Events[idx]
 	rec.Note = ""
+	if note := m.carrier(rec); note != "" && workflow.GetVersion(ctx, versionProviderBound, workflow.DefaultVersion, 1) == 1 {
+		rec.Note = note // recorded, and changes nothing: no status, no postback
+		return
+	}
 	defer m.postEngagement(idx)
 	to, changed := message.Next(m.state.Status, rec.Type)
 	if !changed {
@@ -434,7 +470,7 @@ func (m *messageImpl) send(ctx workflow.Context) {
 		Retry:        retryPolicyWithin(m.in.Policy.SendRetryWindow, time.Second, 5*time.Minute),
 	})
 	now := workflow.Now(ctx)
-	rec := EventRecord{Provider: "dispatchflow", ID: "send", ReceivedAt: now, Timestamp: now}
+	rec := EventRecord{Provider: "dispatchflow", ID: sendEventID, ReceivedAt: now, Timestamp: now}
 	if err == nil {
 		m.state.ESP = &res.Receipt
 		m.state.SendTimes.ExecutedAt, m.state.SendTimes.SentAt = res.ExecutedAt, res.SentAt
@@ -451,6 +487,9 @@ func (m *messageImpl) send(ctx workflow.Context) {
 	}
 	m.held = nil
 }
+
+// sendEventID is the id of the timeline's record of our own hand-over to the ESP.
+const sendEventID = "send"
 
 func sendFailureReason(err error) string {
 	var appErr *temporal.ApplicationError

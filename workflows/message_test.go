@@ -1300,3 +1300,37 @@ func TestMessagePostbackNonRetryableOnRetry(t *testing.T) {
 	require.Equal(t, []int{http.StatusServiceUnavailable, http.StatusGone}, []int{pb.Attempts[0].StatusCode, pb.Attempts[1].StatusCode})
 	require.Equal(t, workflows.PostbackDelivered, st.Postbacks[1].State, "the next postback of the route")
 }
+
+// Only the provider that carried a message may move it: an event reported by
+// another provider's intake (a forgery through an open intake, or a mix-up) is
+// recorded as ignored and changes nothing; the generic intake speaks for its own
+// workspace's messages only.
+func TestMessageEventsBoundToTheirProvider(t *testing.T) {
+	t.Parallel()
+	foreign := event(message.EventBounced, "forged")
+	foreign.Provider = "postmark"
+	otherWorkspace := event(message.EventBounced, "generic-other")
+	otherWorkspace.Provider, otherWorkspace.Workspace = "generic", "globex"
+	ownWorkspace := event(message.EventDelivered, "generic-own")
+	ownWorkspace.Provider, ownWorkspace.Workspace = "generic", "shop"
+
+	h := newHarness(t)
+	h.in.Request.Workspace = "shop"
+	h.signalAt(time.Second, foreign)
+	h.signalAt(2*time.Second, otherWorkspace)
+	h.signalAt(3*time.Second, ownWorkspace)
+	st := h.result()
+
+	require.Equal(t, message.StatusDelivered, st.Status, "only the generic event of the message's own workspace moved it")
+	require.Equal(t, []message.Status{message.StatusSent, message.StatusDelivered}, okCallStatuses(h.postCalls()))
+	notes := map[string]string{}
+	changed := map[string]bool{}
+	for _, e := range st.Events {
+		notes[e.ID], changed[e.ID] = e.Note, e.ChangedStatus
+	}
+	require.Equal(t, "ignored: reported by postmark, but the message was handed to "+testProvider, notes["forged"])
+	require.Equal(t, "ignored: posted to the generic intake with another workspace's secret", notes["generic-other"])
+	require.False(t, changed["forged"])
+	require.False(t, changed["generic-other"])
+	require.True(t, changed["generic-own"])
+}

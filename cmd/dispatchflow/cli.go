@@ -26,6 +26,9 @@ import (
 type clientEnv struct {
 	APIURL string `envconfig:"API_URL" default:"http://localhost:8080" desc:"API the client commands call (--api overrides it)"`
 	APIKey string `envconfig:"API_KEY" desc:"API key the client commands send as Authorization: Bearer (none by default)"`
+	// IntakeSecret signs what events post sends (Standard Webhooks), as the
+	// generic and sandbox intakes require.
+	IntakeSecret string `envconfig:"INTAKE_SECRET" desc:"whsec_ secret events post signs its body with (a workspace's intake secret)"`
 }
 
 // stdio is where a command reads and writes.
@@ -44,7 +47,9 @@ type command struct {
 	fs      *flag.FlagSet
 	api     string
 	apiKey  string
-	json    bool
+	// intakeSecret is $DISPATCHFLOW_INTAKE_SECRET, for events post.
+	intakeSecret string
+	json         bool
 	// offline commands (keys new) call no API: run gets a nil client.
 	offline bool
 	run     func(ctx context.Context, c *client.Client, args []string, std stdio) error
@@ -76,7 +81,7 @@ func newCommand(name, args string, nargs int, summary, example string) *command 
 	c := baseCommand(name, args, nargs, summary, example)
 	var env clientEnv
 	_ = envconfig.Process(config.Prefix, &env) // strings: it cannot fail
-	c.apiKey = env.APIKey
+	c.apiKey, c.intakeSecret = env.APIKey, env.IntakeSecret
 	c.fs.StringVar(&c.api, "api", env.APIURL, "the API's base `URL` (default $DISPATCHFLOW_API_URL)")
 	c.fs.BoolVar(&c.json, "json", false, "print the API's JSON answer, for scripts")
 	return c

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dispatchflow/dispatchflow/client"
+	"github.com/dispatchflow/dispatchflow/intake"
 )
 
 func sendCommand() *command {
@@ -238,9 +239,11 @@ func listCommand() *command {
 func eventsPostCommand() *command {
 	cmd := newCommand("events post", "<provider> <file>", 2,
 		"Post an ESP webhook body to POST /v1/events/{provider} (generic, sandbox, …), as the\n"+
-			"ESP would: <file> is sent as is (- reads stdin). Add the provider's signature headers\n"+
-			"with --header. Events are deduplicated, so posting twice is harmless.",
-		"  dispatchflow events post generic bounce.json\n"+
+			"ESP would: <file> is sent as is (- reads stdin). With $DISPATCHFLOW_INTAKE_SECRET (a\n"+
+			"workspace's intake secret, whsec_…) the body is signed the Standard Webhooks way, as\n"+
+			"the generic intake requires; other providers' signature headers go with --header.\n"+
+			"Events are deduplicated, so posting twice is harmless.",
+		"  DISPATCHFLOW_INTAKE_SECRET=whsec_… dispatchflow events post generic bounce.json\n"+
 			"  echo '{\"dispatch_id\":\"0f8fad5bd9cb469fa16570867728950e\",\"event\":\"bounced\",\"reason\":\"550 5.1.1\"}' |\n"+
 			"    dispatchflow events post generic -\n"+
 			"  dispatchflow events post generic events.json --header 'Authorization: Bearer …'")
@@ -251,7 +254,14 @@ func eventsPostCommand() *command {
 		if err != nil {
 			return err
 		}
-		res, err := c.PostEvents(ctx, args[0], body, http.Header(header))
+		h := http.Header(header)
+		if secret := cmd.intakeSecret; secret != "" && h.Get("webhook-signature") == "" {
+			id := "evt_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+			if err := intake.SignStandard(h, secret, id, time.Now(), body); err != nil {
+				return &usageError{"DISPATCHFLOW_INTAKE_SECRET: " + err.Error()}
+			}
+		}
+		res, err := c.PostEvents(ctx, args[0], body, h)
 		if err != nil {
 			return err
 		}

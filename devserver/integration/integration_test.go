@@ -33,6 +33,7 @@ import (
 	"github.com/dispatchflow/dispatchflow/config"
 	"github.com/dispatchflow/dispatchflow/devserver"
 	"github.com/dispatchflow/dispatchflow/esp"
+	"github.com/dispatchflow/dispatchflow/intake"
 	"github.com/dispatchflow/dispatchflow/message"
 	"github.com/dispatchflow/dispatchflow/starter"
 	"github.com/dispatchflow/dispatchflow/worker"
@@ -67,15 +68,18 @@ type system struct {
 	t *testing.T
 	// keys are the API keys of the system's keys file by name (see testKeys);
 	// key is the one do sends ("admin": workspace default, every scope).
-	keys     map[string]string
-	key      string
-	client   client.Client
-	api      string
-	cfg      config.Config
-	postback *receiver
-	sends    atomic.Int32
-	logger   *slog.Logger
-	worker   tworker.Worker
+	keys map[string]string
+	key  string
+	// intakeSecret signs what do posts to the generic intake: the intake secret
+	// of the key's workspace ("" sends it unsigned).
+	intakeSecret string
+	client       client.Client
+	api          string
+	cfg          config.Config
+	postback     *receiver
+	sends        atomic.Int32
+	logger       *slog.Logger
+	worker       tworker.Worker
 }
 
 // startWorker starts the system's worker; stopWorker stops it (Temporal keeps
@@ -134,7 +138,8 @@ func setupWith(t *testing.T, rcv *receiver, edit func(*config.Config)) *system {
 
 	s := &system{t: t, postback: rcv}
 	cfg.APIKeysFile, s.keys = writeTestKeys(t)
-	s.key = s.keys["admin"]
+	s.key, s.intakeSecret = s.keys["admin"], testIntakeSecrets["default"]
+	cfg.SandboxWebhookSecret = testSandboxSecret
 	cfg.IDSecret = "integration-test-id-secret-0123456789"
 	var handler http.Handler
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
@@ -181,6 +186,15 @@ var testKeys = []struct {
 	{"limited", "default", []auth.Scope{auth.ScopeMessagesRead}, false, &auth.RateLimit{PerSecond: 1, Burst: 2}},
 }
 
+// testIntakeSecrets are the workspaces' generic intake secrets.
+var testIntakeSecrets = map[string]string{
+	"default": "whsec_" + base64.StdEncoding.EncodeToString([]byte("default-workspace-intake-key--32")),
+	"globex":  "whsec_" + base64.StdEncoding.EncodeToString([]byte("globex-workspace-intake-key---32")),
+}
+
+// testSandboxSecret signs the sandbox ESP's events.
+var testSandboxSecret = "whsec_" + base64.StdEncoding.EncodeToString([]byte("sandbox-esp-webhook-secret----32"))
+
 // testSigningSecrets are the workspaces' postback signing secrets.
 var testSigningSecrets = map[string]string{
 	"default": "whsec_" + base64.StdEncoding.EncodeToString([]byte("default-workspace-signing-key-32")),
@@ -206,7 +220,8 @@ func writeTestKeys(t *testing.T) (string, map[string]string) {
 	}
 	var wss []auth.Workspace
 	for _, name := range []string{"default", "globex"} {
-		wss = append(wss, auth.Workspace{Name: name, SigningSecrets: []string{testSigningSecrets[name]}})
+		wss = append(wss, auth.Workspace{Name: name, SigningSecrets: []string{testSigningSecrets[name]},
+			IntakeSecrets: []string{testIntakeSecrets[name]}})
 	}
 	raw, err := json.Marshal(map[string]any{"workspaces": wss, "keys": keys})
 	if err != nil {
@@ -221,8 +236,14 @@ func writeTestKeys(t *testing.T) (string, map[string]string) {
 
 // as returns a copy of s whose requests carry key name (see testKeys); "" sends none.
 func (s *system) as(name string) *system {
-	return &system{t: s.t, keys: s.keys, key: s.keys[name], client: s.client, api: s.api, cfg: s.cfg,
-		postback: s.postback, logger: s.logger}
+	ws := "default"
+	for _, tk := range testKeys {
+		if tk.name == name {
+			ws = tk.workspace
+		}
+	}
+	return &system{t: s.t, keys: s.keys, key: s.keys[name], intakeSecret: testIntakeSecrets[ws], client: s.client,
+		api: s.api, cfg: s.cfg, postback: s.postback, logger: s.logger}
 }
 
 // do sends an API request and decodes the JSON answer into out (when non-nil).
@@ -242,9 +263,20 @@ func (s *system) do(method, path string, body any, out any) *http.Response {
 		}
 		rd = bytes.NewReader(j)
 	}
+	var raw []byte
+	if rd != nil {
+		raw, _ = io.ReadAll(rd)
+		rd = bytes.NewReader(raw)
+	}
 	req, err := http.NewRequest(method, s.api+path, rd)
 	if err != nil {
 		s.t.Fatal(err)
+	}
+	if strings.HasPrefix(path, "/v1/events/generic") && s.intakeSecret != "" {
+		// As any system posting events does: signed with the workspace's intake secret.
+		if err := intake.SignStandard(req.Header, s.intakeSecret, "evt_"+message.NewDispatchID(), time.Now(), raw); err != nil {
+			s.t.Fatal(err)
+		}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if s.key != "" {
@@ -255,7 +287,7 @@ func (s *system) do(method, path string, body any, out any) *http.Response {
 		s.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	raw, _ = io.ReadAll(resp.Body)
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
 			s.t.Fatalf("%s %s answered %d %s: %v", method, path, resp.StatusCode, raw, err)

@@ -164,7 +164,7 @@ func workspaceKey(t *testing.T, ws string) (key, path string) {
 		t.Fatal(err)
 	}
 	raw, _ := json.Marshal(map[string]any{
-		"workspaces": []auth.Workspace{{Name: ws, SigningSecrets: []string{auth.NewSigningSecret()}}},
+		"workspaces": []auth.Workspace{{Name: ws, SigningSecrets: []string{auth.NewSigningSecret()}, IntakeSecrets: []string{auth.NewSigningSecret()}}},
 		"keys":       []auth.Key{k},
 	})
 	path = filepath.Join(t.TempDir(), "keys.json")

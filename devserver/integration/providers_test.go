@@ -27,6 +27,7 @@ import (
 	"github.com/dispatchflow/dispatchflow/esp/esptest"
 	"github.com/dispatchflow/dispatchflow/intake"
 	"github.com/dispatchflow/dispatchflow/message"
+	"github.com/dispatchflow/dispatchflow/workflows"
 )
 
 // fixtureDispatchID is the dispatch_id intake's fixtures carry where each provider
@@ -158,7 +159,7 @@ func (k webhookKeys) configure(t *testing.T) func(*config.Config) {
 		t.Fatal(err)
 	}
 	return func(c *config.Config) {
-		c.WebhookVerify = []string{"all"}
+		c.WebhookVerify = "on"
 		c.SendGridWebhookPublicKey = base64.StdEncoding.EncodeToString(der)
 		c.MailgunWebhookSigningKey = mailgunKey
 		c.PostmarkWebhookUsername, c.PostmarkWebhookPassword = postmarkUser, postmarkPassword
@@ -171,6 +172,9 @@ func (k webhookKeys) configure(t *testing.T) func(*config.Config) {
 // providerCase is one provider's documented example event and how it is signed.
 type providerCase struct {
 	provider string
+	// carrier configures the ESP that hands messages to this provider: its API's
+	// fake, or (sarbacane, ajo: no API sender) an SMTP relay of that provider.
+	carrier func(t *testing.T) func(*config.Config)
 	// body is the provider's example with the message's dispatch_id.
 	body func(t *testing.T, id string) []byte
 	// sign returns the request for body, validly signed or not.
@@ -189,9 +193,30 @@ func eventsRequest(t *testing.T, url string, body []byte) *http.Request {
 	return req
 }
 
+// apiCarrier hands messages to a provider's API fake.
+func apiCarrier(provider string, fake func(t *testing.T) *esptest.Fake, configure func(c *config.Config, url string)) func(t *testing.T) func(*config.Config) {
+	return func(t *testing.T) func(*config.Config) {
+		f := fake(t)
+		return func(c *config.Config) {
+			c.ESP = provider
+			configure(c, f.URL)
+		}
+	}
+}
+
+// relayCarrier hands messages to a real SMTP relay run by provider.
+func relayCarrier(provider string) func(t *testing.T) func(*config.Config) {
+	return func(t *testing.T) func(*config.Config) {
+		_, addr := startRelay(t)
+		return func(c *config.Config) { c.ESP, c.SMTPAddr, c.SMTPProvider = "smtp", addr, provider }
+	}
+}
+
 var providerCases = []providerCase{
 	{
 		provider: "sendgrid",
+		carrier: apiCarrier("sendgrid", func(t *testing.T) *esptest.Fake { return esptest.SendGrid(t, "SG.it") },
+			func(c *config.Config, url string) { c.SendGridAPIKey, c.SendGridBaseURL = "SG.it", url }),
 		// The reference's processed and delivered events of the message.
 		body: func(t *testing.T, id string) []byte {
 			var all []map[string]any
@@ -226,6 +251,10 @@ var providerCases = []providerCase{
 	},
 	{
 		provider: "mailgun",
+		carrier: apiCarrier("mailgun", func(t *testing.T) *esptest.Fake { return esptest.Mailgun(t, "key-it", "mg.example.com") },
+			func(c *config.Config, url string) {
+				c.MailgunAPIKey, c.MailgunDomain, c.MailgunBaseURL = "key-it", "mg.example.com", url
+			}),
 		body: func(t *testing.T, id string) []byte {
 			return intakeFixture(t, "mailgun_delivered.json", id)
 		},
@@ -247,6 +276,10 @@ var providerCases = []providerCase{
 	},
 	{
 		provider: "postmark",
+		carrier: apiCarrier("postmark", func(t *testing.T) *esptest.Fake { return esptest.Postmark(t, "pm-it") },
+			func(c *config.Config, url string) {
+				c.PostmarkServerToken, c.PostmarkBaseURL, c.PostmarkMessageStream = "pm-it", url, "outbound"
+			}),
 		body: func(t *testing.T, id string) []byte {
 			return intakeFixture(t, "postmark_bounce.json", id)
 		},
@@ -263,6 +296,10 @@ var providerCases = []providerCase{
 	},
 	{
 		provider: "ses",
+		carrier: apiCarrier("ses", func(t *testing.T) *esptest.Fake { return esptest.SES(t, "eu-west-1", "AKIAIT", "secret-it") },
+			func(c *config.Config, url string) {
+				c.SESRegion, c.SESAccessKeyID, c.SESSecretAccessKey, c.SESConfigurationSet, c.SESBaseURL = "eu-west-1", "AKIAIT", "secret-it", "dispatchflow", url
+			}),
 		body: func(t *testing.T, id string) []byte {
 			return intakeFixture(t, "ses_delivery.json", id)
 		},
@@ -280,6 +317,7 @@ var providerCases = []providerCase{
 	},
 	{
 		provider: "sarbacane",
+		carrier:  relayCarrier("sarbacane"),
 		body: func(t *testing.T, id string) []byte {
 			return intakeFixture(t, "sarbacane_hard_bounce.json", id)
 		},
@@ -288,12 +326,13 @@ var providerCases = []providerCase{
 			if !valid {
 				token = "guessed"
 			}
-			return eventsRequest(t, api+"/v1/events/sarbacane?token="+token, body)
+			return eventsRequest(t, api+"/v1/events/sarbacane/"+token, body)
 		},
 		want: []string{"bounced"},
 	},
 	{
 		provider: "ajo",
+		carrier:  relayCarrier("ajo"),
 		// The documented example (an Admin Failure, code 25: aborted), for our send:
 		// requestId is the dispatch_id.
 		body: func(t *testing.T, id string) []byte {
@@ -343,13 +382,18 @@ func TestProviderEvents(t *testing.T) {
 		t.Fatal("no SNS host: TestMain starts it")
 	}
 	keys := newWebhookKeys(t)
-	s := setup(t, keys.configure(t))
 	for _, tc := range providerCases {
 		t.Run(tc.provider, func(t *testing.T) {
 			t.Parallel()
+			carrier := tc.carrier(t)
+			s := setup(t, func(c *config.Config) {
+				keys.configure(t)(c)
+				carrier(c)
+				c.Intakes = []string{tc.provider}
+			})
 			ext := tc.provider + "-" + message.NewDispatchID()[:8]
 			const campaign = "417220e4-5a2a-b634-7f7d-9ec891532368"
-			id := s.send(message.SendRequest{To: "silent@example.com", Subject: "s", Text: "t", ExternalSendID: ext, CampaignAPIID: campaign, PostbackURL: s.postback.URL})
+			id := s.send(message.SendRequest{To: "ann@example.com", From: "shop@example.com", Subject: "s", Text: "t", ExternalSendID: ext, CampaignAPIID: campaign, PostbackURL: s.postback.URL})
 			s.postback.waitFor(t, id, 1)
 			body := tc.body(t, id)
 
@@ -430,5 +474,66 @@ func TestProviderEventByMessageID(t *testing.T) {
 	}
 	if st := s.state(id); st.Status != message.StatusDelivered {
 		t.Errorf("status %s, want delivered", st.Status)
+	}
+}
+
+// Fail closed, provider-bound: a SendGrid message is moved by SendGrid's events
+// only. A validly signed Postmark event naming it is recorded as ignored and
+// changes nothing; a provider not mounted answers 404; the generic intake refuses
+// unsigned events and another workspace's secret moves nothing.
+func TestForeignEventsChangeNothing(t *testing.T) {
+	t.Parallel()
+	keys := newWebhookKeys(t)
+	var sendgrid, postmark providerCase
+	for _, tc := range providerCases {
+		switch tc.provider {
+		case "sendgrid":
+			sendgrid = tc
+		case "postmark":
+			postmark = tc
+		}
+	}
+	carrier := sendgrid.carrier(t)
+	s := setup(t, func(c *config.Config) {
+		keys.configure(t)(c)
+		carrier(c)
+		c.Intakes = []string{"sendgrid", "postmark", "generic"}
+	})
+	id := s.send(message.SendRequest{To: "ann@example.com", From: "shop@example.com", Subject: "s", Text: "t", PostbackURL: s.postback.URL})
+	s.postback.waitFor(t, id, 1)
+
+	code, out := postSigned(t, postmark.sign(t, keys, s.api, postmark.body(t, id), true))
+	if code != http.StatusOK {
+		t.Fatalf("postmark's signed bounce: %d %v, want 200 (authentic, only not this message's provider)", code, out)
+	}
+	bounce := map[string]any{"dispatch_id": id, "event": "bounced", "reason": "550 forged", "timestamp": time.Now().UTC().Format(time.RFC3339)}
+	if resp := s.as("other").do("POST", "/v1/events/generic", bounce, &out); resp.StatusCode != http.StatusOK {
+		t.Fatalf("generic event signed by globex: %d %v, want 200", resp.StatusCode, out)
+	}
+	unsigned := s.as("admin")
+	unsigned.intakeSecret = ""
+	if resp := unsigned.do("POST", "/v1/events/generic", bounce, &out); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("unsigned generic event: %d %v, want 401", resp.StatusCode, out)
+	}
+	if resp := s.do("POST", "/v1/events/mailgun", postmark.body(t, id), &out); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("an intake not mounted: %d %v, want 404", resp.StatusCode, out)
+	}
+
+	var st workflows.State
+	eventually(t, "both foreign events in the timeline", func() bool {
+		st = s.state(id)
+		return len(st.Events) == 3
+	})
+	if st.Status != message.StatusSent {
+		t.Errorf("status %s, want still sent", st.Status)
+	}
+	for _, e := range st.Events[1:] {
+		if e.ChangedStatus || !strings.HasPrefix(e.Note, "ignored: ") {
+			t.Errorf("event from %s: changed %v, note %q; want ignored", e.Provider, e.ChangedStatus, e.Note)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	if pbs := s.postback.postbacks(id); len(pbs) != 1 {
+		t.Errorf("%d postbacks, want only sent's", len(pbs))
 	}
 }

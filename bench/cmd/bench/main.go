@@ -39,6 +39,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/dispatchflow/dispatchflow/auth"
+	"github.com/dispatchflow/dispatchflow/intake"
 	"github.com/dispatchflow/dispatchflow/message"
 )
 
@@ -571,8 +572,9 @@ func (r *receiver) wait(ctx context.Context, id, status string, since time.Time)
 
 var httpClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 
-// apiKey authenticates the bench's requests (writeKeys makes it).
-var apiKey string
+// apiKey authenticates the bench's requests, intakeSecret signs its events
+// (writeKeys makes them).
+var apiKey, intakeSecret string
 
 // writeKeys writes a keys file with one key of every scope for workspace
 // "default" into dir, sets apiKey, and returns the variables that point the API
@@ -582,17 +584,19 @@ func writeKeys(dir string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	apiKey = plain
+	apiKey, intakeSecret = plain, auth.NewSigningSecret()
 	file := map[string]any{
-		"workspaces": []map[string]any{{"name": message.DefaultWorkspace, "signing_secrets": []string{auth.NewSigningSecret()}}},
-		"keys":       []auth.Key{k},
+		"workspaces": []map[string]any{{"name": message.DefaultWorkspace, "signing_secrets": []string{auth.NewSigningSecret()},
+			"intake_secrets": []string{intakeSecret}}},
+		"keys": []auth.Key{k},
 	}
 	raw, _ := json.Marshal(file)
 	path := filepath.Join(dir, "keys.json")
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		return nil, err
 	}
-	return []string{"DISPATCHFLOW_API_KEYS_FILE=" + path, "DISPATCHFLOW_ID_SECRET=" + strings.Repeat("b", 32)}, nil
+	return []string{"DISPATCHFLOW_API_KEYS_FILE=" + path, "DISPATCHFLOW_ID_SECRET=" + strings.Repeat("b", 32),
+		"DISPATCHFLOW_SANDBOX_WEBHOOK_SECRET=" + auth.NewSigningSecret()}, nil
 }
 
 func post(ctx context.Context, url string, body, out any) error {
@@ -603,6 +607,12 @@ func post(ctx context.Context, url string, body, out any) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+apiKey)
+	if strings.Contains(url, "/v1/events/") {
+		// As an ESP does: every event post signed (the intake refuses the others).
+		if err := intake.SignStandard(req.Header, intakeSecret, "evt_"+message.NewDispatchID(), time.Now(), raw); err != nil {
+			return err
+		}
+	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		return err

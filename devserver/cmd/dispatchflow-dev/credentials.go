@@ -20,6 +20,11 @@ const (
 	devKeyFile      = "dev-api-key"   // the development API key, in clear: this machine only
 	devKeysFile     = "dev-keys.json" // the keys file: the key's hash, the workspace's signing secret
 	devIDSecretFile = "dev-id-secret" // DISPATCHFLOW_ID_SECRET
+	// DISPATCHFLOW_SANDBOX_WEBHOOK_SECRET: the sandbox ESP signs its events with it.
+	devSandboxSecretFile = "dev-sandbox-secret"
+	// The generic intake secret of workspace default, in clear for the README's
+	// examples (DISPATCHFLOW_INTAKE_SECRET of dispatchflow events post).
+	devIntakeSecretFile = "dev-intake-secret"
 )
 
 // devCredentials are what make run prints at start.
@@ -27,6 +32,8 @@ type devCredentials struct {
 	APIKey        string
 	KeyFile       string // where APIKey is kept
 	SigningSecret string
+	IntakeSecret  string // the generic intake's, of workspace default
+	IntakeFile    string // where IntakeSecret is kept
 }
 
 // useDevCredentials gives cfg what the API needs and a fresh clone lacks: a
@@ -43,6 +50,15 @@ func useDevCredentials(cfg *config.Config, dataDir string) (*devCredentials, err
 			return nil, err
 		}
 		cfg.IDSecret = secret
+	}
+	if cfg.SandboxWebhookSecret == "" {
+		secret, err := readOrCreate(filepath.Join(dataDir, devSandboxSecretFile), func() (string, error) {
+			return auth.NewSigningSecret(), nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		cfg.SandboxWebhookSecret = secret
 	}
 	if cfg.APIKeysFile != "" || cfg.Auth == "off" {
 		return nil, nil
@@ -69,9 +85,14 @@ func useDevCredentials(cfg *config.Config, dataDir string) (*devCredentials, err
 	if err != nil {
 		return nil, err
 	}
+	intakePath := filepath.Join(dataDir, devIntakeSecretFile)
+	intakeSecret, err := readOrCreate(intakePath, func() (string, error) { return auth.NewSigningSecret(), nil })
+	if err != nil {
+		return nil, err
+	}
 	id, _ := auth.KeyID(key)
 	file := map[string]any{
-		"workspaces": []auth.Workspace{{Name: message.DefaultWorkspace, SigningSecrets: []string{secret}}},
+		"workspaces": []auth.Workspace{{Name: message.DefaultWorkspace, SigningSecrets: []string{secret}, IntakeSecrets: []string{intakeSecret}}},
 		"keys": []auth.Key{{ID: id, Workspace: message.DefaultWorkspace, Scopes: []auth.Scope{auth.ScopeAll},
 			Hash: auth.HashKey(key)}},
 	}
@@ -80,7 +101,7 @@ func useDevCredentials(cfg *config.Config, dataDir string) (*devCredentials, err
 		return nil, err
 	}
 	cfg.APIKeysFile = keysPath
-	return &devCredentials{APIKey: key, KeyFile: keyPath, SigningSecret: secret}, nil
+	return &devCredentials{APIKey: key, KeyFile: keyPath, SigningSecret: secret, IntakeSecret: intakeSecret, IntakeFile: intakePath}, nil
 }
 
 // devSigningSecret is the signing secret of the development keys file at path,

@@ -98,8 +98,9 @@ func run(dataDir string, port, uiPort int, serverOnly bool) error {
 		// Printed on purpose, on this machine only: make run's convenience.
 		fmt.Fprintf(os.Stderr, "\n  Development API key (workspace default, every scope; kept in %s):\n\n    export KEY=%s\n\n"+
 			"  Postbacks are signed (Standard Webhooks) with the workspace's signing secret:\n\n    %s\n\n"+
+			"  Events posted to /v1/events/generic must be signed with its intake secret (kept in %s):\n\n    export DISPATCHFLOW_INTAKE_SECRET=%s\n\n"+
 			"  Local development only: a deployment gets its keys from DISPATCHFLOW_API_KEYS_FILE (docs/security.md).\n\n",
-			creds.KeyFile, creds.APIKey, creds.SigningSecret)
+			creds.KeyFile, creds.APIKey, creds.SigningSecret, creds.IntakeFile, creds.IntakeSecret)
 	}
 	return app.Run(ctx, c, cfg, logger, app.Roles{API: true, Worker: true})
 }
