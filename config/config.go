@@ -38,6 +38,11 @@ type Config struct {
 	// APIKeysFile. "off" serves them to anyone who reaches the port — for a
 	// private network only; logged as a warning at every start.
 	Auth string `envconfig:"AUTH" default:"on" desc:"on | off: API keys required on management routes (off: anyone reaching the port may call them)"`
+	// TrustedProxies are the load balancers and proxies in front of the API whose
+	// X-Forwarded-For tells the client's address (for keys' allowed_networks, rate
+	// limits without keys, audit lines). CIDRs or addresses. Defaults to none: the
+	// TCP peer is the client.
+	TrustedProxies []string `envconfig:"TRUSTED_PROXIES" desc:"proxies whose X-Forwarded-For gives the client's address (CIDRs; default none)"`
 	// APIKeysFile names the API keys file (YAML or JSON; see docs/security.md):
 	// the keys (stored as hashes), their workspaces, scopes, expiry, networks and
 	// rate limits, and each workspace's postback signing secrets. Required by
@@ -364,6 +369,9 @@ func (c *Config) validate() error {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
 			return fmt.Errorf("DISPATCHFLOW_METRICS_ADDR: %q is not host:port", c.MetricsAddr)
 		}
+	}
+	if _, err := netguard.ParseNetworks(c.TrustedProxies); err != nil {
+		return fmt.Errorf("DISPATCHFLOW_TRUSTED_PROXIES: %w", err)
 	}
 	if _, err := netguard.ParseNetworks(c.AllowNetworks); err != nil {
 		return fmt.Errorf("DISPATCHFLOW_ALLOW_NETWORKS: %w", err)

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -35,6 +36,7 @@ import (
 	"github.com/dispatchflow/dispatchflow/intake"
 	"github.com/dispatchflow/dispatchflow/message"
 	"github.com/dispatchflow/dispatchflow/metrics"
+	"github.com/dispatchflow/dispatchflow/netguard"
 	"github.com/dispatchflow/dispatchflow/postback"
 	"github.com/dispatchflow/dispatchflow/workflows"
 )
@@ -93,6 +95,9 @@ type API struct {
 	idSecret []byte
 	// dataConverter decodes the request digest kept in a message's memo.
 	dataConverter converter.DataConverter
+	// trustedProxies may tell the client's address in X-Forwarded-For
+	// (DISPATCHFLOW_TRUSTED_PROXIES).
+	trustedProxies []netip.Prefix
 }
 
 // New returns the API over Temporal client c.
@@ -123,6 +128,7 @@ func New(c client.Client, cfg config.Config, logger *slog.Logger) *API {
 		panic(fmt.Sprintf("starter: DISPATCHFLOW_PAYLOAD_KEY (config.Load checks it): %v", err))
 	}
 	a.limiter = auth.NewLimiter(maxLimiterEntries)
+	a.trustedProxies, _ = netguard.ParseNetworks(cfg.TrustedProxies) // config.Load checks them
 	a.health = health.New(c, cfg.TaskQueue, logger)
 	a.postbackHTTP = channel.NewHTTPClient(cfg.PostbackTimeout, cfg.Guard())
 	if cfg.DevInbox {

@@ -62,7 +62,7 @@ func callerOf(r *http.Request) caller {
 // requests are limited per client address with auth.DefaultRateLimit.
 func (a *API) guard(scope auth.Scope, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		from := clientAddr(r)
+		from := a.clientAddr(r)
 		var c caller
 		bucket, limit := "addr:"+from.String(), auth.DefaultRateLimit
 		if a.keys != nil {
@@ -105,14 +105,14 @@ func bearerToken(r *http.Request) string {
 func (a *API) refuseKey(w http.ResponseWriter, r *http.Request, token string, err error) {
 	id, _ := auth.KeyID(token)
 	if errors.Is(err, auth.ErrNetwork) {
-		a.logger.Warn("API key used from outside its networks", "key_id", id, "addr", clientAddr(r).String(), "path", r.URL.Path)
+		a.logger.Warn("API key used from outside its networks", "key_id", id, "addr", a.clientAddr(r).String(), "path", r.URL.Path)
 		a.fail(w, r, &httpError{http.StatusForbidden, err.Error()})
 		return
 	}
 	challenge := `Bearer realm="dispatchflow"`
 	if token != "" {
 		challenge += `, error="invalid_token"`
-		a.logger.Info("API key refused", "key_id", id, "addr", clientAddr(r).String(), "path", r.URL.Path, "reason", err.Error())
+		a.logger.Info("API key refused", "key_id", id, "addr", a.clientAddr(r).String(), "path", r.URL.Path, "reason", err.Error())
 	}
 	w.Header().Set("WWW-Authenticate", challenge)
 	a.fail(w, r, &httpError{http.StatusUnauthorized, err.Error()})
@@ -138,16 +138,41 @@ func (a *API) limitMessage(w http.ResponseWriter, r *http.Request, action, id st
 	return true
 }
 
-// clientAddr is the TCP peer's address: what a key's allowed_networks check.
-// (Behind a proxy, that is the proxy: give such keys the proxy's network, or
-// none.)
-func clientAddr(r *http.Request) netip.Addr {
+// clientAddr is the client's address: what a key's allowed_networks check, what
+// rate limits without keys are counted by, what audit lines show. It is the TCP
+// peer's, unless the peer is a proxy of DISPATCHFLOW_TRUSTED_PROXIES: then the
+// X-Forwarded-For hop just before the nearest trusted proxy (the rightmost
+// address no trusted proxy added; the ones left of it are the client's to forge).
+func (a *API) clientAddr(r *http.Request) netip.Addr {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
 	addr, _ := netip.ParseAddr(host)
-	return addr.Unmap()
+	addr = addr.Unmap()
+	if !a.trustedProxy(addr) {
+		return addr
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return addr // a malformed hop: trust nothing left of it
+		}
+		if addr = hop.Unmap(); !a.trustedProxy(addr) {
+			return addr
+		}
+	}
+	return addr
+}
+
+func (a *API) trustedProxy(addr netip.Addr) bool {
+	for _, p := range a.trustedProxies {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 // workspace is the workspace a request acts in: the key's. A body or query
@@ -209,7 +234,7 @@ func (a *API) ownMessage(r *http.Request, id string) error {
 func (a *API) audit(r *http.Request, action, target string, args ...any) {
 	c := callerOf(r)
 	a.logger.Info("audit", append([]any{"action", action, "target", target, "key_id", c.keyID(),
-		"workspace", c.workspace, "addr", clientAddr(r).String()}, args...)...)
+		"workspace", c.workspace, "addr", a.clientAddr(r).String()}, args...)...)
 }
 
 // seenKeys remembers the keys used since start, for their first-use audit line.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -154,5 +155,38 @@ func TestWorkspaceOfCaller(t *testing.T) {
 	}
 	if owns(r, "eu") || !owns(r, "shop") {
 		t.Error("owns: a key of shop must own shop's resources and only them")
+	}
+}
+
+// Behind trusted proxies the client is the X-Forwarded-For hop nearest to them;
+// a peer that is not a trusted proxy cannot claim another address.
+func TestClientAddr(t *testing.T) {
+	t.Parallel()
+	a := testAPI()
+	a.trustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	for _, tc := range []struct {
+		name, peer, xff, want string
+	}{
+		{"no proxy", "203.0.113.7:5000", "", "203.0.113.7"},
+		{"untrusted peer claims an address", "203.0.113.7:5000", "10.1.1.1", "203.0.113.7"},
+		{"one trusted proxy", "10.0.0.2:5000", "198.51.100.4", "198.51.100.4"},
+		{"two trusted proxies", "10.0.0.2:5000", "198.51.100.4, 10.0.0.9", "198.51.100.4"},
+		{"the client forges hops on the left", "10.0.0.2:5000", "10.9.9.9, 198.51.100.4", "198.51.100.4"},
+		{"several headers", "10.0.0.2:5000", "", "198.51.100.4"},
+		{"a malformed hop", "10.0.0.2:5000", "garbage", "10.0.0.2"},
+		{"IPv6 client", "10.0.0.2:5000", "2001:db8::1", "2001:db8::1"},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = tc.peer
+		if tc.xff != "" {
+			r.Header.Set("X-Forwarded-For", tc.xff)
+		}
+		if tc.name == "several headers" {
+			r.Header.Add("X-Forwarded-For", "10.9.9.9")
+			r.Header.Add("X-Forwarded-For", "198.51.100.4")
+		}
+		if got := a.clientAddr(r).String(); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
 	}
 }
