@@ -69,7 +69,10 @@ func useDevCredentials(cfg *config.Config, dataDir string) (*devCredentials, err
 		if _, ok := auth.KeyID(key); !ok {
 			return nil, errors.New("DISPATCHFLOW_DEV_API_KEY: not an API key (dfk_<id>_<secret>; make one with: dispatchflow keys new --workspace default --scopes '*')")
 		}
-		keyPath = "$DISPATCHFLOW_DEV_API_KEY"
+		// Kept where the README's examples read it, as a made key is.
+		if err := os.WriteFile(keyPath, []byte(key+"\n"), 0o600); err != nil {
+			return nil, err
+		}
 	} else {
 		var err error
 		key, err = readOrCreate(keyPath, func() (string, error) {
