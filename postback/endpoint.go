@@ -79,7 +79,7 @@ var formatEvents = map[string][]string{
 // Its credentials are Secrets, so printing or marshalling an Endpoint is safe.
 type Endpoint struct {
 	// ID names the endpoint in the API, logs and metrics. Required, unique.
-	// Empty on an ad-hoc endpoint (a message's own postback_url, see Set.Inherit).
+	// Empty on an ad-hoc endpoint (a message's own postback_url, see Set.AdHoc).
 	ID string `json:"id"`
 	// Workspace the endpoint serves. Defaults to "default".
 	Workspace string `json:"workspace,omitempty"`
