@@ -28,7 +28,8 @@ type Roles struct {
 	Worker bool
 }
 
-// Dial connects to the Temporal cluster of cfg. The SDK logs through logger (its
+// Dial connects to the Temporal cluster of cfg — over TLS or mTLS, with an API
+// key, as TEMPORAL_TLS_* and TEMPORAL_API_KEY say (config.Temporal). The SDK logs through logger (its
 // workflow and activity lines with dispatch_id, see NewLogger) and reports its
 // metrics to metrics.Registry, as does workflow code (metrics.StatusTransition).
 func Dial(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.Client, error) {
@@ -37,6 +38,14 @@ func Dial(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.C
 		Namespace:      cfg.Temporal.Namespace,
 		Logger:         sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
 		MetricsHandler: metrics.TemporalHandler(),
+	}
+	tlsConf, err := cfg.Temporal.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	opts.ConnectionOptions.TLS = tlsConf
+	if cfg.Temporal.APIKey != "" {
+		opts.Credentials = client.NewAPIKeyStaticCredentials(cfg.Temporal.APIKey)
 	}
 	if cfg.PayloadKey != "" {
 		key, err := codec.ParseKey(cfg.PayloadKey)

@@ -229,14 +229,6 @@ type Config struct {
 	Temporal Temporal `ignored:"true"`
 }
 
-// Temporal is where the cluster is, under the Temporal CLI's own variable names.
-type Temporal struct {
-	// Address of the frontend. Defaults to "localhost:7233".
-	Address string `envconfig:"ADDRESS" default:"localhost:7233" desc:"Temporal frontend host:port"`
-	// Namespace. Defaults to "default".
-	Namespace string `envconfig:"NAMESPACE" default:"default" desc:"Temporal namespace"`
-}
-
 // Load reads the environment and validates it; errors name the variable.
 func Load() (Config, error) {
 	var c Config
@@ -244,6 +236,9 @@ func Load() (Config, error) {
 		return Config{}, err
 	}
 	if err := envconfig.Process("TEMPORAL", &c.Temporal); err != nil {
+		return Config{}, err
+	}
+	if _, err := c.Temporal.TLSConfig(); err != nil {
 		return Config{}, err
 	}
 	return c, c.validate()

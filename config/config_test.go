@@ -95,3 +95,44 @@ func TestValidateAPI(t *testing.T) {
 		}
 	}
 }
+
+// TLS and API keys are read under the names of Temporal's client environment
+// configuration; a bad path or value stops the process naming its variable.
+func TestTemporalTLSVariables(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		env     map[string]string
+		wantTLS bool
+		wantErr string
+	}{
+		{"plaintext by default", nil, false, ""},
+		{"TLS asked", map[string]string{"TEMPORAL_TLS": "true"}, true, ""},
+		{"an API key turns TLS on", map[string]string{"TEMPORAL_API_KEY": "k"}, true, ""},
+		{"an API key without TLS", map[string]string{"TEMPORAL_API_KEY": "k", "TEMPORAL_TLS": "false"}, false, ""},
+		{"not a boolean", map[string]string{"TEMPORAL_TLS": "maybe"}, false, "TEMPORAL_TLS:"},
+		{"missing certificate", map[string]string{"TEMPORAL_TLS_CLIENT_CERT_PATH": "/nonexistent.pem", "TEMPORAL_TLS_CLIENT_KEY_PATH": "/nonexistent-key.pem"}, false, "TEMPORAL_TLS_CLIENT_CERT_PATH:"},
+		{"certificate without key", map[string]string{"TEMPORAL_TLS_CLIENT_CERT_DATA": "x"}, false, "TEMPORAL_TLS_CLIENT_CERT_PATH, TEMPORAL_TLS_CLIENT_KEY_PATH:"},
+		{"CA without a certificate", map[string]string{"TEMPORAL_TLS_SERVER_CA_CERT_DATA": "not PEM"}, false, "TEMPORAL_TLS_SERVER_CA_CERT_PATH:"},
+		{"path and data", map[string]string{"TEMPORAL_TLS_SERVER_CA_CERT_DATA": "x", "TEMPORAL_TLS_SERVER_CA_CERT_PATH": "/x"}, false, "TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_SERVER_CA_CERT_DATA:"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			c, err := Load()
+			if tt.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
+					t.Fatalf("got %v, want an error starting %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := c.Temporal.TLSConfig()
+			if (got != nil) != tt.wantTLS {
+				t.Errorf("TLS %v, want %v", got != nil, tt.wantTLS)
+			}
+		})
+	}
+}

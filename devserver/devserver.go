@@ -2,6 +2,8 @@ package devserver
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -78,10 +80,27 @@ type Options struct {
 	// existing ones are never removed.
 	SearchAttributes map[string]enumspb.IndexedValueType
 
+	// TLS, when set, serves the frontend over TLS (mTLS with ClientCAFile): for
+	// tests of clients that connect to a secured cluster. Nil: plaintext. The UI
+	// is not started with TLS.
+	TLS *TLS
+
 	// Logger receives the server's warnings and errors; the server's
 	// informational messages are always dropped because it is very chatty.
 	// Defaults to nil, which discards all server logs.
 	Logger *slog.Logger
+}
+
+// TLS is the frontend's TLS: PEM files. The server's own system worker and
+// Start's readiness check connect with ClientCertFile and ClientKeyFile.
+type TLS struct {
+	CertFile, KeyFile string
+	// ClientCAFile, when set, makes client certificates signed by it required.
+	ClientCAFile string
+	// ServerCAFile verifies CertFile; ServerName is the name it was issued for.
+	ServerCAFile, ServerName string
+	// ClientCertFile and ClientKeyFile are a client certificate of ClientCAFile.
+	ClientCertFile, ClientKeyFile string
 }
 
 // Server is a running in-process Temporal server. Create it with Start and
@@ -93,6 +112,9 @@ type Server struct {
 	hostPort  string
 	uiURL     string
 	namespace string
+
+	// clientTLS is how Start's own client reaches a TLS frontend.
+	clientTLS *tls.Config
 
 	stopOnce sync.Once
 	stopErr  error
@@ -166,13 +188,19 @@ func Start(opts Options) (*Server, error) {
 	}
 
 	s := &Server{server: srv, logsMuted: logsMuted, hostPort: hostPort, namespace: opts.Namespace}
+	if opts.TLS != nil {
+		if s.clientTLS, err = opts.TLS.clientConfig(); err != nil {
+			_ = s.Stop()
+			return nil, err
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
 	if err := s.waitReady(ctx, opts.SearchAttributes); err != nil {
 		_ = s.Stop()
 		return nil, err
 	}
-	if opts.UIPort != 0 {
+	if opts.UIPort != 0 && opts.TLS == nil {
 		s.ui, err = startUI(ctx, opts.IP, opts.UIPort, hostPort, opts.Namespace)
 		if err != nil {
 			_ = s.Stop()
@@ -317,7 +345,39 @@ func serverConfig(opts Options, sqlConf *config.SQL, dialIP string, ports servic
 	conf.NamespaceDefaults.Archival.History.State = "disabled"
 	conf.NamespaceDefaults.Archival.Visibility.State = "disabled"
 	conf.PublicClient.HostPort = hostPort
+	if t := opts.TLS; t != nil {
+		conf.Global.TLS.Frontend.Server = config.ServerTLS{CertFile: t.CertFile, KeyFile: t.KeyFile}
+		if t.ClientCAFile != "" {
+			conf.Global.TLS.Frontend.Server.ClientCAFiles = []string{t.ClientCAFile}
+			conf.Global.TLS.Frontend.Server.RequireClientAuth = true
+		}
+		ct := config.ClientTLS{ServerName: t.ServerName, RootCAFiles: []string{t.ServerCAFile}}
+		conf.Global.TLS.Frontend.Client = ct
+		conf.Global.TLS.SystemWorker = config.WorkerTLS{CertFile: t.ClientCertFile, KeyFile: t.ClientKeyFile, Client: ct}
+	}
 	return &conf
+}
+
+// clientConfig is the TLS of a client of the frontend: its CA, its name, and the
+// client certificate when there is one.
+func (t *TLS) clientConfig() (*tls.Config, error) {
+	pem, err := os.ReadFile(t.ServerCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("devserver: TLS server CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("devserver: TLS server CA %s: no certificate", t.ServerCAFile)
+	}
+	c := &tls.Config{RootCAs: pool, ServerName: t.ServerName, MinVersion: tls.VersionTLS12}
+	if t.ClientCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.ClientCertFile, t.ClientKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("devserver: TLS client certificate: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
 }
 
 // dynamicConfig mirrors the settings of the Temporal CLI's dev server.
@@ -357,9 +417,10 @@ func dynamicConfig() dynamicconfig.StaticClient {
 // registers the search attributes that the namespace does not have yet.
 func (s *Server) waitReady(ctx context.Context, attrs map[string]enumspb.IndexedValueType) error {
 	c, err := client.DialContext(ctx, client.Options{
-		HostPort:  s.hostPort,
-		Namespace: s.namespace,
-		Logger:    sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)),
+		HostPort:          s.hostPort,
+		Namespace:         s.namespace,
+		Logger:            sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)),
+		ConnectionOptions: client.ConnectionOptions{TLS: s.clientTLS},
 	})
 	if err != nil {
 		return fmt.Errorf("devserver: connect to frontend %s: %w", s.hostPort, err)
