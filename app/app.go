@@ -47,17 +47,13 @@ func Dial(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.C
 	if cfg.Temporal.APIKey != "" {
 		opts.Credentials = client.NewAPIKeyStaticCredentials(cfg.Temporal.APIKey)
 	}
-	if cfg.PayloadKey != "" {
-		key, err := codec.ParseKey(cfg.PayloadKey)
+	if keys := cfg.PayloadKeyList(); len(keys) > 0 {
+		dc, ring, err := codec.ForKeys(keys)
 		if err != nil {
-			return nil, fmt.Errorf("DISPATCHFLOW_PAYLOAD_KEY: %w", err)
+			return nil, fmt.Errorf("DISPATCHFLOW_PAYLOAD_KEY(S): %w", err)
 		}
-		aes, err := codec.NewAES(key)
-		if err != nil {
-			return nil, fmt.Errorf("DISPATCHFLOW_PAYLOAD_KEY: %w", err)
-		}
-		opts.DataConverter = codec.DataConverter(aes)
-		logger.Info("Temporal payloads are encrypted", "key_id", aes.KeyID())
+		opts.DataConverter = dc
+		logger.Info("Temporal payloads are encrypted", "key_id", ring.KeyID(), "keys", len(keys))
 	}
 	c, err := client.DialContext(ctx, opts)
 	if err != nil {

@@ -104,7 +104,7 @@ func (c *AES) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) 
 			continue
 		}
 		if id := string(p.GetMetadata()[MetadataKeyID]); id != c.keyID {
-			return nil, fmt.Errorf("payload encrypted with key %s, not with this DISPATCHFLOW_PAYLOAD_KEY (%s)", id, c.keyID)
+			return nil, fmt.Errorf("payload encrypted with key %s, not with this key (%s)", id, c.keyID)
 		}
 		n := c.aead.NonceSize()
 		if len(p.GetData()) < n {
@@ -128,19 +128,95 @@ func DataConverter(c *AES) converter.DataConverter {
 	return converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), c)
 }
 
-// ForKey returns the data converter of DISPATCHFLOW_PAYLOAD_KEY key (base64):
-// Temporal's default when key is empty, else DataConverter over its AES codec.
-func ForKey(key string) (converter.DataConverter, error) {
-	if key == "" {
-		return converter.GetDefaultDataConverter(), nil
+// Keyring encrypts with its first key and decrypts with any of them, chosen by
+// the key id each payload carries: keys rotate without a pause. Add the new key
+// first (DISPATCHFLOW_PAYLOAD_KEYS=new,old) on every process; new payloads are
+// encrypted with it while open messages' older payloads still decrypt; drop the
+// old key once no open message (nor any history still read) holds payloads of it.
+type Keyring struct {
+	current *AES
+	byID    map[string]*AES
+}
+
+var _ converter.PayloadCodec = (*Keyring)(nil)
+
+// NewKeyring returns the keyring of keys, newest first; at least one.
+func NewKeyring(keys ...[]byte) (*Keyring, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("no key")
 	}
-	k, err := ParseKey(key)
+	k := &Keyring{byID: map[string]*AES{}}
+	for i, key := range keys {
+		c, err := NewAES(key)
+		if err != nil {
+			return nil, fmt.Errorf("key %d: %w", i+1, err)
+		}
+		if _, dup := k.byID[c.keyID]; dup {
+			return nil, fmt.Errorf("key %d: listed twice", i+1)
+		}
+		if i == 0 {
+			k.current = c
+		}
+		k.byID[c.keyID] = c
+	}
+	return k, nil
+}
+
+// KeyID is the id of the key that encrypts.
+func (k *Keyring) KeyID() string { return k.current.keyID }
+
+// Encode encrypts with the newest key.
+func (k *Keyring) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	return k.current.Encode(payloads)
+}
+
+// Decode decrypts each payload with the key its metadata names; payloads not
+// encrypted pass unchanged; a key not in the ring is an error naming its id.
+func (k *Keyring) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	out := make([]*commonpb.Payload, len(payloads))
+	for i, p := range payloads {
+		c := k.current
+		if string(p.GetMetadata()[converter.MetadataEncoding]) == Encoding {
+			id := string(p.GetMetadata()[MetadataKeyID])
+			if c = k.byID[id]; c == nil {
+				return nil, fmt.Errorf("payload encrypted with key %s, which is not in DISPATCHFLOW_PAYLOAD_KEYS", id)
+			}
+		}
+		dec, err := c.Decode([]*commonpb.Payload{p})
+		if err != nil {
+			return nil, err
+		}
+		out[i] = dec[0]
+	}
+	return out, nil
+}
+
+// ParseKeys reads DISPATCHFLOW_PAYLOAD_KEYS: keys as ParseKey takes them, newest first.
+func ParseKeys(list []string) ([][]byte, error) {
+	out := make([][]byte, 0, len(list))
+	for i, s := range list {
+		key, err := ParseKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("key %d: %w", i+1, err)
+		}
+		out = append(out, key)
+	}
+	return out, nil
+}
+
+// ForKeys returns the data converter of keys (base64, newest first): Temporal's
+// default when there are none, else one encrypting through a Keyring.
+func ForKeys(keys []string) (converter.DataConverter, *Keyring, error) {
+	if len(keys) == 0 {
+		return converter.GetDefaultDataConverter(), nil, nil
+	}
+	raw, err := ParseKeys(keys)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	aes, err := NewAES(k)
+	ring, err := NewKeyring(raw...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return DataConverter(aes), nil
+	return converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), ring), ring, nil
 }

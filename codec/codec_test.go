@@ -91,3 +91,38 @@ func TestParseKey(t *testing.T) {
 		}
 	}
 }
+
+// Rotation: the newest key encrypts, every key of the ring decrypts what it
+// encrypted, a key dropped from the ring is an error naming its id.
+func TestKeyring(t *testing.T) {
+	old, _ := NewAES(testKey(1))
+	ring, err := NewKeyring(testKey(2), testKey(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer, _ := NewAES(testKey(2))
+	dc := converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), ring)
+	before, _ := DataConverter(old).ToPayload(msg{To: "ann@example.com"}) // written before the rotation
+	after, _ := dc.ToPayload(msg{To: "bob@example.com"})
+	if got := string(after.GetMetadata()[MetadataKeyID]); got != newer.KeyID() || ring.KeyID() != newer.KeyID() {
+		t.Errorf("new payloads carry key %s, want the newest %s", got, newer.KeyID())
+	}
+	var out msg
+	if err := dc.FromPayload(before, &out); err != nil || out.To != "ann@example.com" {
+		t.Errorf("decoding the old key's payload with the ring: %+v, %v", out, err)
+	}
+	if err := dc.FromPayload(after, &out); err != nil || out.To != "bob@example.com" {
+		t.Errorf("decoding the newest: %+v, %v", out, err)
+	}
+	onlyNew, _ := NewKeyring(testKey(2))
+	err = converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), onlyNew).FromPayload(before, &out)
+	if err == nil || !strings.Contains(err.Error(), old.KeyID()) {
+		t.Errorf("a dropped key's payload: %v, want an error naming key %s", err, old.KeyID())
+	}
+	if _, err := NewKeyring(testKey(1), testKey(1)); err == nil {
+		t.Error("a key listed twice was accepted")
+	}
+	if _, err := NewKeyring(); err == nil {
+		t.Error("an empty ring was accepted")
+	}
+}

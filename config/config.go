@@ -141,6 +141,10 @@ type Config struct {
 	// and shown as ciphertext. Every process of a deployment needs the same key.
 	// Empty: payloads are stored in clear.
 	PayloadKey string `envconfig:"PAYLOAD_KEY" desc:"encrypt Temporal payloads with this AES-256 key (32 bytes, base64; same on every process)"`
+	// PayloadKeys rotates the payload key: keys as PayloadKey takes them, newest
+	// first. The newest encrypts; every one decrypts (each payload names its key's
+	// id). Set this or PayloadKey, not both. Empty: PayloadKey alone.
+	PayloadKeys []string `envconfig:"PAYLOAD_KEYS" desc:"payload keys during a rotation, newest first: the newest encrypts, all decrypt"`
 	// LogLevel: debug, info, warn or error. Defaults to info.
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info" desc:"debug | info | warn | error"`
 	// LogFormat: "text" (logfmt-like key=value) or "json" (one object per line). Defaults to text.
@@ -357,6 +361,18 @@ func (c *Config) validate() error {
 			return fmt.Errorf("DISPATCHFLOW_PAYLOAD_KEY: %w", err)
 		}
 	}
+	if len(c.PayloadKeys) > 0 {
+		if c.PayloadKey != "" {
+			return fmt.Errorf("DISPATCHFLOW_PAYLOAD_KEYS: set it or DISPATCHFLOW_PAYLOAD_KEY, not both")
+		}
+		raw, err := codec.ParseKeys(c.PayloadKeys)
+		if err == nil {
+			_, err = codec.NewKeyring(raw...)
+		}
+		if err != nil {
+			return fmt.Errorf("DISPATCHFLOW_PAYLOAD_KEYS: %w", err)
+		}
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("DISPATCHFLOW_LOG_FORMAT: %q is not one of text, json", c.LogFormat)
 	}
@@ -417,6 +433,18 @@ func (c *Config) validate() error {
 		if err := message.CheckAddress(c.From); err != nil {
 			return fmt.Errorf("DISPATCHFLOW_FROM: %w", err)
 		}
+	}
+	return nil
+}
+
+// PayloadKeyList is the payload keys in use, newest first:
+// DISPATCHFLOW_PAYLOAD_KEYS, or DISPATCHFLOW_PAYLOAD_KEY alone; none: in clear.
+func (c Config) PayloadKeyList() []string {
+	if len(c.PayloadKeys) > 0 {
+		return c.PayloadKeys
+	}
+	if c.PayloadKey != "" {
+		return []string{c.PayloadKey}
 	}
 	return nil
 }

@@ -124,7 +124,7 @@ func New(c client.Client, cfg config.Config, logger *slog.Logger) *API {
 		panic("starter: DISPATCHFLOW_ID_SECRET (config.ValidateAPI checks it) is missing or short")
 	}
 	a.idSecret = []byte(cfg.IDSecret)
-	if a.dataConverter, err = codec.ForKey(cfg.PayloadKey); err != nil {
+	if a.dataConverter, _, err = codec.ForKeys(cfg.PayloadKeyList()); err != nil {
 		panic(fmt.Sprintf("starter: DISPATCHFLOW_PAYLOAD_KEY (config.Load checks it): %v", err))
 	}
 	a.limiter = auth.NewLimiter(maxLimiterEntries)

@@ -85,3 +85,50 @@ func TestPayloadEncryption(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// Rotating the payload key while a message is open: the processes restart with
+// DISPATCHFLOW_PAYLOAD_KEYS=new,old; the open message's old payloads still
+// decrypt, its new ones are encrypted with the new key, and it carries on.
+func TestPayloadKeyRotation(t *testing.T) {
+	t.Parallel()
+	oldKey := base64.StdEncoding.EncodeToString([]byte("old-payload-key-0123456789abcdef"))
+	newKey := base64.StdEncoding.EncodeToString([]byte("new-payload-key-0123456789abcdef"))
+	s := setup(t, func(c *config.Config) { c.PayloadKey = oldKey })
+	id := s.send(message.SendRequest{To: "blackhole@example.com", Subject: "Rotated", Text: "t", PostbackURL: s.postback.URL})
+	s.postback.waitFor(t, id, 2) // sent, processed; then nothing: the message stays open
+	s.stopWorker()
+
+	rotated := setup(t, func(c *config.Config) { c.PayloadKeys = []string{newKey, oldKey} })
+	if resp := rotated.do("POST", "/v1/events/generic", map[string]any{"dispatch_id": id, "event": "delivered", "event_id": "rot-1"}, nil); resp.StatusCode != 200 {
+		t.Fatalf("event after the rotation: %d", resp.StatusCode)
+	}
+	if got := statuses(s.postback.waitFor(t, id, 3)); got[2] != "delivered" {
+		t.Fatalf("postbacks %v, want delivered third", got)
+	}
+	if st := rotated.state(id); st.Status != message.StatusDelivered || st.Recipient != "blackhole@example.com" {
+		t.Errorf("state after the rotation: %s %q, want delivered with its recipient", st.Status, st.Recipient)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	iter := rotated.client.GetWorkflowHistory(ctx, id, "", false, 0)
+	ids := map[string]int{}
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := protojson.Marshal(ev)
+		for _, m := range regexp.MustCompile(`"encryption-key-id":"([A-Za-z0-9+/=]*)"`).FindAllStringSubmatch(string(raw), -1) {
+			b, _ := base64.StdEncoding.DecodeString(m[1])
+			ids[string(b)]++
+		}
+	}
+	for name, key := range map[string]string{"old": oldKey, "new": newKey} {
+		raw, _ := codec.ParseKey(key)
+		c, _ := codec.NewAES(raw)
+		if ids[c.KeyID()] == 0 {
+			t.Errorf("no payload of the %s key %s in the history (key ids seen: %v)", name, c.KeyID(), ids)
+		}
+	}
+}
