@@ -35,6 +35,13 @@ bench: ## Measure dispatchflow against the naive design on an embedded server (d
 	go build -C devserver -o ../bin/dispatchflow-dev ./cmd/dispatchflow-dev
 	bin/bench -bin bin $(BENCH_FLAGS)
 
+.PHONY: chaos
+chaos: ## Kill the worker, API and Temporal server under load, then check every message (docs/benchmarks.md, Chaos). CHAOS_FLAGS="-n 200 -seed 42 …"
+	go build -o bin/dispatchflow ./cmd/dispatchflow
+	go build -o bin/chaos ./bench/cmd/chaos
+	go build -C devserver -o ../bin/dispatchflow-dev ./cmd/dispatchflow-dev
+	bin/chaos -bin bin $(CHAOS_FLAGS)
+
 # Debian's chromium (as `apt-get install -y chromium` puts it); make ui-check installs it when missing.
 CHROMIUM ?= /usr/bin/chromium
 

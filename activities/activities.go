@@ -5,8 +5,9 @@
 // Retries belong to Temporal, not to this package: an activity makes one attempt and
 // says whether a failure is permanent (a non-retryable ApplicationError) or not; the
 // workflow's retry policy schedules the next attempt, which shows in the Temporal UI.
-// Postback names that attempt's delay itself (NextRetryDelay), from the endpoint's
-// schedule.
+// Postback is the exception: each activity makes one HTTP attempt and the
+// workflow waits out the endpoint's schedule on a durable timer, so that a
+// continue-as-new can carry a postback that waits to retry.
 package activities
 
 import (
@@ -15,9 +16,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
-	"slices"
 	"strconv"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-retryablehttp"
 	"go.temporal.io/sdk/activity"
@@ -36,21 +38,6 @@ import (
 const (
 	// ErrRefused: the ESP refused the message for good; the message is aborted.
 	ErrRefused = "ESPRefused"
-	// ErrPostbackStatus: a postback attempt failed (non-2xx answer, network error,
-	// timeout); retried after the endpoint's schedule (NextRetryDelay).
-	ErrPostbackStatus = "PostbackHTTPStatus"
-	// ErrPostbackGivenUp: the last attempt of the endpoint's schedule failed.
-	ErrPostbackGivenUp = "PostbackGivenUp"
-	// ErrPostbackInvalid: the postback can never be sent as configured (format
-	// cannot express the event, body over 256 KB, address refused by the SSRF guard).
-	ErrPostbackInvalid = "PostbackInvalid"
-	// ErrEndpointUnknown: the input names an endpoint that is not configured.
-	ErrEndpointUnknown = "EndpointUnknown"
-	// ErrEndpointDisabled: the endpoint is disabled; nothing was sent. The
-	// postback is held, to be replayed once the endpoint is enabled.
-	ErrEndpointDisabled = "EndpointDisabled"
-	// ErrEndpointGone: the endpoint answered 410 Gone and is now disabled.
-	ErrEndpointGone = "EndpointGone"
 	// ErrFallbackRefused: a fallback step can never succeed (invalid number, …).
 	ErrFallbackRefused = "FallbackRefused"
 )
@@ -80,6 +67,9 @@ type Activities struct {
 	CallbackURL string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	latencyMu sync.Mutex
+	slowUntil map[string]time.Time // endpoints that answered slowly, until when
 }
 
 func (a *Activities) now() time.Time {
@@ -139,77 +129,102 @@ type PostbackInput struct {
 	// its retries and replays, without a full stop. Empty: derived from the
 	// dispatch_id and event name (callers that predate it).
 	WebhookID string
-	// Notification is what to post.
+	// Notification is what to post. The workflow fixes it when the status
+	// changes, so every attempt of one webhook-id renders the same bytes.
 	Notification postback.Notification
-	// Attempts were made before this activity (the workflow's local-activity
-	// attempt, …), oldest first: they count against the endpoint's schedule and
-	// head the attempts log.
-	Attempts []postback.Attempt
+	// Made counts the attempts made before this one: where the endpoint's
+	// schedule stands.
+	Made int
+	// First marks the first attempt, which the workflow runs as a local activity
+	// inside its workflow task. It is made only to an endpoint that answered
+	// within FirstAttemptBudget lately; to a slow one it sends nothing and answers
+	// OutcomeDeferred, and the workflow makes the attempt as a regular activity,
+	// which holds no workflow task open however long the endpoint takes.
+	First bool
 	// Body is the Braze body of callers that predate Notification, used when
 	// Notification.Postback is empty. Deprecated: set Notification.
 	Body message.Postback
 }
 
+// Postback outcomes: what the workflow does next.
+const (
+	// OutcomeDelivered: the endpoint answered 2xx.
+	OutcomeDelivered = "delivered"
+	// OutcomeRetry: the attempt failed; the next is due after RetryIn.
+	OutcomeRetry = "retry"
+	// OutcomeFailed: failed for good (the schedule is exhausted, or the postback
+	// can never be sent as configured).
+	OutcomeFailed = "failed"
+	// OutcomeHeld: the endpoint is disabled (by an operator, a 410 Gone or a long
+	// failure); nothing more is sent until it is enabled and the postback replayed.
+	OutcomeHeld = "held"
+	// OutcomeDeferred: a first attempt not made, the endpoint being slow.
+	OutcomeDeferred = "deferred"
+)
+
 // PostbackResult is the output of Postback.
 type PostbackResult struct {
-	StatusCode int
-	// Attempt is the activity attempt that succeeded (1 for the first).
-	Attempt     int32
+	Outcome string
+	// Attempt is the HTTP attempt made; zero when none was (held, deferred).
+	Attempt postback.Attempt
+	// RetryIn is the wait before the next attempt (OutcomeRetry): the endpoint's
+	// schedule step with jitter, Retry-After honoured within [step, 2×step].
+	RetryIn time.Duration
+	// Error says why the postback is not delivered (every outcome but delivered).
+	Error       string
 	DeliveredAt time.Time
-	// Attempts is the attempts log, oldest first: the last MaxAttemptsLog attempts,
-	// the successful one last.
-	Attempts []postback.Attempt
 }
 
-// MaxAttemptsLog bounds the attempts log a postback carries (in heartbeats,
-// errors' details and its result).
-const MaxAttemptsLog = 20
+// FirstAttemptBudget is how fast an endpoint must have answered lately for the
+// first attempt to run inside the workflow task; see PostbackInput.First.
+const FirstAttemptBudget = time.Second
+
+// slowFor is how long an endpoint that answered slower than FirstAttemptBudget
+// gets its first attempts as regular activities.
+const slowFor = 10 * time.Minute
+
+// heartbeatEvery is how often a regular Postback activity heartbeats while its
+// request runs. The workflow's heartbeat timeout is a few of these: a worker that
+// dies mid-attempt is noticed in seconds, not at the attempt's timeout.
+const heartbeatEvery = 2 * time.Second
+
+// maxErrorText bounds an attempt's error text kept in the state.
+const maxErrorText = 500
 
 // Postback makes one delivery attempt of a notification to one endpoint, signed
-// and authenticated as the endpoint says (see package postback), and tells
-// Temporal what to do next:
+// and authenticated as the endpoint says (see package postback), and says what
+// the workflow does next (PostbackResult.Outcome). Retries belong to the
+// workflow, on durable timers that a continue-as-new carries; the activity's own
+// retry policy only covers a worker that died mid-attempt, which it notices by
+// the heartbeats.
 //
-//   - 2xx: the result, with the attempts log;
-//   - 410 Gone: the endpoint is disabled (Health.Disable) and the error is a
-//     non-retryable ErrEndpointGone;
-//   - any other failure: a retryable ErrPostbackStatus whose NextRetryDelay is the
-//     endpoint's schedule step (±20% jitter, Retry-After on 429/503 honoured within
-//     [step, 2×step]), or, once the schedule is exhausted, a non-retryable
-//     ErrPostbackGivenUp;
-//   - a disabled endpoint: a non-retryable ErrEndpointDisabled, nothing sent;
-//   - an unknown endpoint: a non-retryable ErrEndpointUnknown;
-//   - a postback that can never be sent: a non-retryable ErrPostbackInvalid.
+//   - 2xx: OutcomeDelivered;
+//   - 410 Gone: the endpoint is disabled (Health.Disable) and OutcomeHeld (a
+//     message's own postback_url, without a switch to enable: OutcomeFailed);
+//   - a disabled endpoint: OutcomeHeld, nothing sent;
+//   - any other failure: OutcomeRetry after the endpoint's schedule step, or,
+//     once the schedule is exhausted, OutcomeFailed;
+//   - an unknown endpoint, or a postback that can never be sent: OutcomeFailed.
 //
-// Every error's details are the attempts log ([]postback.Attempt). The log of
-// earlier retries travels in heartbeat details, so the activity needs no
-// heartbeat timeout; as a local activity (no heartbeats) the log holds
-// in.Attempts and this attempt. The caller's retry policy must leave the count of
-// attempts to the schedule (MaximumAttempts 0, or more than the schedule's).
+// An error is returned only when the attempt's fate is unknown (the health
+// store could not record a 410): Temporal retries it.
 func (a *Activities) Postback(ctx context.Context, in PostbackInput) (PostbackResult, error) {
-	info := activity.GetInfo(ctx)
 	n := in.Notification
 	if n.Postback.DispatchID == "" {
 		n.Postback = in.Body
 	}
 	ep, err := a.postbackEndpoint(in)
 	if err != nil {
-		return PostbackResult{}, postbackError(err.Error(), ErrEndpointUnknown, true, 0, in.Attempts)
+		return PostbackResult{Outcome: OutcomeFailed, Error: err.Error()}, nil
 	}
 	if ep.ID != "" && a.Health != nil {
 		if reason, off := a.Health.Disabled(ctx, ep.ID); off {
-			return PostbackResult{}, postbackError(fmt.Sprintf("endpoint %s is disabled: %s", ep.ID, reason), ErrEndpointDisabled, true, 0, in.Attempts)
+			return PostbackResult{Outcome: OutcomeHeld, Error: fmt.Sprintf("endpoint %s is disabled: %s", ep.ID, reason)}, nil
 		}
 	}
-	log := in.Attempts
-	if activity.HasHeartbeatDetails(ctx) {
-		var prev []postback.Attempt
-		if err := activity.GetHeartbeatDetails(ctx, &prev); err == nil {
-			log = prev
-		}
+	if in.First && a.slow(ep) {
+		return PostbackResult{Outcome: OutcomeDeferred}, nil
 	}
-	// Attempts made before this one: the caller's, then this activity's earlier
-	// attempts (those that died without a heartbeat included).
-	made := len(in.Attempts) + int(info.Attempt) - 1
 	webhookID := in.WebhookID
 	if webhookID == "" {
 		webhookID = "pb_" + n.Postback.DispatchID + "_" + n.Name()
@@ -218,43 +233,126 @@ func (a *Activities) Postback(ctx context.Context, in PostbackInput) (PostbackRe
 		ep.Timeout = postback.Duration(a.PostbackTimeout)
 	}
 
+	stop := heartbeat(ctx)
 	at := postback.Deliver(ctx, a.HTTP, ep, n, webhookID, a.now())
-	made++
+	stop()
+	at.Error = cut(at.Error, maxErrorText)
+	a.noteLatency(ep, at)
+	// Attempts made: those before this activity, then this activity's earlier
+	// attempts (a worker that died mid-attempt), then this one.
+	made := in.Made + int(activity.GetInfo(ctx).Attempt)
 	metrics.PostbackAttempt(ep.Label(), at.OK())
 	if ep.ID != "" && a.Health != nil {
 		a.Health.Report(ep.ID, at)
 	}
+	res := PostbackResult{Attempt: at, Error: at.Error}
 	switch at.Class {
 	case postback.ClassSuccess:
-		log = a.logAttempt(ctx, log, at)
-		done := a.now()
+		res.Outcome, res.Error, res.DeliveredAt = OutcomeDelivered, "", a.now()
 		if !n.ReceivedAt.IsZero() {
-			metrics.PostbackLatency(ep.Label(), done.Sub(n.ReceivedAt))
+			metrics.PostbackLatency(ep.Label(), res.DeliveredAt.Sub(n.ReceivedAt))
 		}
-		return PostbackResult{StatusCode: at.StatusCode, Attempt: info.Attempt, DeliveredAt: done, Attempts: log}, nil
+		return res, nil
 	case postback.ClassGone:
-		log = a.logAttempt(ctx, log, at)
-		if ep.ID != "" && a.Health != nil {
-			if err := a.Health.Disable(ctx, ep.ID, "answered 410 Gone"); err != nil {
-				// Retried: the next attempt meets the 410 again and disables it then.
-				return PostbackResult{}, postbackError(fmt.Sprintf("%s; disabling endpoint %s: %v", at.Error, ep.ID, err), ErrPostbackStatus, false, 0, log)
-			}
-			return PostbackResult{}, postbackError(fmt.Sprintf("%s; endpoint %s disabled", at.Error, ep.ID), ErrEndpointGone, true, 0, log)
+		if ep.ID == "" || a.Health == nil {
+			res.Outcome = OutcomeFailed
+			return res, nil
 		}
-		return PostbackResult{}, postbackError(at.Error, ErrEndpointGone, true, 0, log)
+		if err := a.Health.Disable(ctx, ep.ID, "answered 410 Gone"); err != nil {
+			// Retried: the next attempt meets the 410 again and disables it then.
+			return PostbackResult{}, fmt.Errorf("%s; disabling endpoint %s: %w", at.Error, ep.ID, err)
+		}
+		res.Outcome, res.Error = OutcomeHeld, at.Error+"; endpoint "+ep.ID+" disabled"
+		return res, nil
 	case postback.ClassInvalid:
-		log = a.logAttempt(ctx, log, at)
-		return PostbackResult{}, postbackError(at.Error, ErrPostbackInvalid, true, 0, log)
+		res.Outcome = OutcomeFailed
+		return res, nil
 	}
 	delay, ok := ep.RetrySchedule().Delay(made, a.Rand)
 	if !ok {
-		log = a.logAttempt(ctx, log, at)
-		return PostbackResult{}, postbackError(fmt.Sprintf("%s; given up after %d attempts", at.Error, made), ErrPostbackGivenUp, true, 0, log)
+		res.Outcome, res.Error = OutcomeFailed, fmt.Sprintf("%s; given up after %d attempts", at.Error, made)
+		return res, nil
 	}
-	delay = postback.ClampRetryAfter(delay, at.RetryAfter)
-	at.NextAttemptAt = a.now().Add(delay)
-	log = a.logAttempt(ctx, log, at)
-	return PostbackResult{}, postbackError(at.Error, ErrPostbackStatus, false, delay, log)
+	res.Outcome, res.RetryIn = OutcomeRetry, postback.ClampRetryAfter(delay, at.RetryAfter)
+	res.Attempt.NextAttemptAt = a.now().Add(res.RetryIn)
+	return res, nil
+}
+
+// heartbeat records a heartbeat every heartbeatEvery until stop is called (a
+// no-op in a local activity, which has none).
+func heartbeat(ctx context.Context) (stop func()) {
+	if activity.GetInfo(ctx).IsLocalActivity {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(heartbeatEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// slowKey names an endpoint in the latency memory: its id, or its URL.
+func slowKey(ep postback.Endpoint) string {
+	if ep.ID != "" {
+		return "id:" + ep.ID
+	}
+	return "url:" + ep.URL
+}
+
+// slow reports whether ep answered slower than FirstAttemptBudget (or not at
+// all) within the last slowFor, on this worker.
+func (a *Activities) slow(ep postback.Endpoint) bool {
+	a.latencyMu.Lock()
+	defer a.latencyMu.Unlock()
+	until, ok := a.slowUntil[slowKey(ep)]
+	return ok && a.now().Before(until)
+}
+
+// noteLatency remembers an endpoint that took longer than FirstAttemptBudget.
+func (a *Activities) noteLatency(ep postback.Endpoint, at postback.Attempt) {
+	if at.Duration <= FirstAttemptBudget || at.Class == postback.ClassInvalid {
+		return
+	}
+	a.latencyMu.Lock()
+	defer a.latencyMu.Unlock()
+	if a.slowUntil == nil {
+		a.slowUntil = map[string]time.Time{}
+	}
+	if len(a.slowUntil) >= maxSlowEndpoints {
+		now := a.now()
+		for k, until := range a.slowUntil {
+			if !now.Before(until) {
+				delete(a.slowUntil, k)
+			}
+		}
+		if len(a.slowUntil) >= maxSlowEndpoints {
+			return
+		}
+	}
+	a.slowUntil[slowKey(ep)] = a.now().Add(slowFor)
+}
+
+// maxSlowEndpoints bounds the latency memory (ad-hoc URLs are many).
+const maxSlowEndpoints = 10_000
+
+// cut returns s cut to at most n bytes on a UTF-8 boundary.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // postbackEndpoint resolves the endpoint of in.
@@ -278,27 +376,6 @@ func (a *Activities) postbackEndpoint(in PostbackInput) (postback.Endpoint, erro
 		return a.Endpoints.AdHoc(in.Workspace, in.URL), nil
 	}
 	return postback.Endpoint{}, errors.New("postback has neither an endpoint nor a URL")
-}
-
-// logAttempt appends at to log, keeps the last MaxAttemptsLog, and records the
-// log as the activity's heartbeat for its next retry (a no-op in a local activity).
-func (a *Activities) logAttempt(ctx context.Context, log []postback.Attempt, at postback.Attempt) []postback.Attempt {
-	log = append(slices.Clone(log), at)
-	if len(log) > MaxAttemptsLog {
-		log = log[len(log)-MaxAttemptsLog:]
-	}
-	activity.RecordHeartbeat(ctx, log)
-	return log
-}
-
-// postbackError is the ApplicationError of a failed attempt, carrying the
-// attempts log as its details; delay (if not zero) is the next retry's.
-func postbackError(msg, typ string, nonRetryable bool, delay time.Duration, log []postback.Attempt) error {
-	return temporal.NewApplicationErrorWithOptions(msg, typ, temporal.ApplicationErrorOptions{
-		NonRetryable:   nonRetryable,
-		NextRetryDelay: delay,
-		Details:        []any{log},
-	})
 }
 
 // FallbackInput is the input of Fallback.

@@ -49,9 +49,11 @@ var testNotification = postback.Notification{
 type postbackEnv struct {
 	acts   *Activities
 	health *postback.MemoryHealth
-	// heartbeats are the attempts logs the activity recorded.
-	heartbeats [][]postback.Attempt
-	prior      []postback.Attempt // heartbeat details of an earlier retry
+	// heartbeats counts the heartbeats the activity recorded.
+	heartbeats atomic.Int32
+	// local runs the activity as the workflow's local first attempt would
+	// (no heartbeats).
+	local bool
 }
 
 func newPostbackEnv(t *testing.T, ep postback.Endpoint, allow []netip.Prefix) *postbackEnv {
@@ -62,7 +64,7 @@ func newPostbackEnv(t *testing.T, ep postback.Endpoint, allow []netip.Prefix) *p
 	}
 	h := &postback.MemoryHealth{}
 	return &postbackEnv{health: h, acts: &Activities{
-		HTTP:      NewPostbackClient(2*time.Second, netguard.New(allow)),
+		HTTP:      NewPostbackClient(20*time.Second, netguard.New(allow)),
 		Endpoints: set,
 		Health:    h,
 		Rand:      rand.New(rand.NewPCG(1, 2)),
@@ -75,15 +77,7 @@ func (e *postbackEnv) run(t *testing.T, in PostbackInput) (PostbackResult, error
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(e.acts)
-	if e.prior != nil {
-		env.SetHeartbeatDetails(e.prior)
-	}
-	env.SetOnActivityHeartbeatListener(func(_ *activity.Info, details converter.EncodedValues) {
-		var log []postback.Attempt
-		if details.Get(&log) == nil {
-			e.heartbeats = append(e.heartbeats, log)
-		}
-	})
+	env.SetOnActivityHeartbeatListener(func(*activity.Info, converter.EncodedValues) { e.heartbeats.Add(1) })
 	val, err := env.ExecuteActivity(e.acts.Postback, in)
 	var res PostbackResult
 	if err == nil {
@@ -92,20 +86,14 @@ func (e *postbackEnv) run(t *testing.T, in PostbackInput) (PostbackResult, error
 	return res, err
 }
 
-// appError digs the activity's ApplicationError and its attempts log out of err.
-func appError(t *testing.T, err error) (*temporal.ApplicationError, []postback.Attempt) {
+// outcome runs the activity, which must answer without an error.
+func (e *postbackEnv) outcome(t *testing.T, in PostbackInput) PostbackResult {
 	t.Helper()
-	var appErr *temporal.ApplicationError
-	if !errors.As(err, &appErr) {
-		t.Fatalf("got %v, want an ApplicationError", err)
+	res, err := e.run(t, in)
+	if err != nil {
+		t.Fatalf("got error %v, want an outcome", err)
 	}
-	var log []postback.Attempt
-	if appErr.HasDetails() {
-		if err := appErr.Details(&log); err != nil {
-			t.Fatalf("details: %v", err)
-		}
-	}
-	return appErr, log
+	return res
 }
 
 // A configured endpoint gets the Braze body, signed with both secrets of a
@@ -159,9 +147,8 @@ func TestPostbackDelivers(t *testing.T) {
 			t.Errorf("header %s: got %q, want %q", name, got, want)
 		}
 	}
-	if res.StatusCode != http.StatusNoContent || res.Attempt != 1 || res.DeliveredAt.IsZero() ||
-		len(res.Attempts) != 1 || !res.Attempts[0].OK() || res.Attempts[0].StatusCode != http.StatusNoContent {
-		t.Errorf("got %+v, want 204 at attempt 1 with a one-success log", res)
+	if res.Outcome != OutcomeDelivered || res.DeliveredAt.IsZero() || !res.Attempt.OK() || res.Attempt.StatusCode != http.StatusNoContent || res.Error != "" {
+		t.Errorf("got %+v, want delivered with a 204 attempt", res)
 	}
 	if reports := e.health.Reports("crm"); len(reports) != 1 || !reports[0].OK() {
 		t.Errorf("health got %+v, want one success", reports)
@@ -183,7 +170,7 @@ func TestPostbackLegacyInput(t *testing.T) {
 	acts := &Activities{HTTP: NewPostbackClient(2*time.Second, netguard.New(loopback))}
 	e := &postbackEnv{acts: acts}
 	res, err := e.run(t, PostbackInput{URL: srv.URL, Body: testNotification.Postback})
-	if err != nil || res.StatusCode != http.StatusOK {
+	if err != nil || res.Outcome != OutcomeDelivered || res.Attempt.StatusCode != http.StatusOK {
 		t.Fatalf("got %+v, %v; want 200", res, err)
 	}
 	if got.DispatchID != testNotification.Postback.DispatchID || got.Status != message.StatusDelivered || sig != "" {
@@ -192,7 +179,8 @@ func TestPostbackLegacyInput(t *testing.T) {
 }
 
 // Failures are classified, retried on the schedule (first retry: 5s ±20%), with
-// Retry-After honoured within [step, 2×step]; 410 disables the endpoint.
+// Retry-After honoured within [step, 2×step]; 410 disables the endpoint and
+// holds the postback.
 func TestPostbackFailures(t *testing.T) {
 	t.Parallel()
 	const step = 5 * time.Second
@@ -200,44 +188,43 @@ func TestPostbackFailures(t *testing.T) {
 	tests := []struct {
 		name         string
 		handler      http.HandlerFunc
-		wantType     string
-		retryable    bool
+		wantOutcome  string
 		wantErr      string
-		delayMin     time.Duration // bounds of NextRetryDelay (retryable only)
+		delayMin     time.Duration // bounds of RetryIn (OutcomeRetry only)
 		delayMax     time.Duration
 		wantDisabled bool
 	}{
 		{name: "500 is retried on the schedule", handler: func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "oops", http.StatusInternalServerError)
-		}, wantType: ErrPostbackStatus, retryable: true, wantErr: "endpoint answered 500 Internal Server Error", delayMin: lo, delayMax: hi},
+		}, wantOutcome: OutcomeRetry, wantErr: "endpoint answered 500 Internal Server Error", delayMin: lo, delayMax: hi},
 		{name: "4xx is retried too", handler: func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "nope", http.StatusBadRequest)
-		}, wantType: ErrPostbackStatus, retryable: true, wantErr: "endpoint answered 400 Bad Request", delayMin: lo, delayMax: hi},
+		}, wantOutcome: OutcomeRetry, wantErr: "endpoint answered 400 Bad Request", delayMin: lo, delayMax: hi},
 		{name: "redirects are failures, not followed", handler: func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/elsewhere" {
 				t.Error("the redirect was followed")
 			}
 			http.Redirect(w, r, "/elsewhere", http.StatusFound)
-		}, wantType: ErrPostbackStatus, retryable: true, wantErr: "endpoint answered 302 Found", delayMin: lo, delayMax: hi},
+		}, wantOutcome: OutcomeRetry, wantErr: "endpoint answered 302 Found", delayMin: lo, delayMax: hi},
 		{name: "429 Retry-After within bounds is honoured", handler: func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", "7")
 			w.WriteHeader(http.StatusTooManyRequests)
-		}, wantType: ErrPostbackStatus, retryable: true, wantErr: "429", delayMin: 7 * time.Second, delayMax: 7 * time.Second},
+		}, wantOutcome: OutcomeRetry, wantErr: "429", delayMin: 7 * time.Second, delayMax: 7 * time.Second},
 		{name: "503 Retry-After is capped at twice the step", handler: func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", "3600")
 			w.WriteHeader(http.StatusServiceUnavailable)
-		}, wantType: ErrPostbackStatus, retryable: true, wantErr: "503", delayMin: 2 * lo, delayMax: 2 * hi},
+		}, wantOutcome: OutcomeRetry, wantErr: "503", delayMin: 2 * lo, delayMax: 2 * hi},
 		{name: "429 Retry-After sooner than the step waits the step", handler: func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", "1")
 			w.WriteHeader(http.StatusTooManyRequests)
-		}, wantType: ErrPostbackStatus, retryable: true, wantErr: "429", delayMin: lo, delayMax: hi},
+		}, wantOutcome: OutcomeRetry, wantErr: "429", delayMin: lo, delayMax: hi},
 		{name: "500 Retry-After is ignored", handler: func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", "9")
 			w.WriteHeader(http.StatusInternalServerError)
-		}, wantType: ErrPostbackStatus, retryable: true, wantErr: "500", delayMin: lo, delayMax: hi},
+		}, wantOutcome: OutcomeRetry, wantErr: "500", delayMin: lo, delayMax: hi},
 		{name: "410 disables the endpoint", handler: func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusGone)
-		}, wantType: ErrEndpointGone, wantErr: "endpoint answered 410 Gone; endpoint crm disabled", wantDisabled: true},
+		}, wantOutcome: OutcomeHeld, wantErr: "endpoint answered 410 Gone; endpoint crm disabled", wantDisabled: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -245,23 +232,18 @@ func TestPostbackFailures(t *testing.T) {
 			srv := httptest.NewServer(tt.handler)
 			defer srv.Close()
 			e := newPostbackEnv(t, postback.Endpoint{ID: "crm", URL: srv.URL + "/hook"}, loopback)
-			_, err := e.run(t, PostbackInput{EndpointID: "crm", WebhookID: "msg_1", Notification: testNotification})
-			appErr, log := appError(t, err)
-			if appErr.Type() != tt.wantType || appErr.NonRetryable() == tt.retryable || !strings.Contains(appErr.Message(), tt.wantErr) {
-				t.Errorf("got %v (type %s, non-retryable %v), want type %s retryable %v containing %q",
-					err, appErr.Type(), appErr.NonRetryable(), tt.wantType, tt.retryable, tt.wantErr)
+			res := e.outcome(t, PostbackInput{EndpointID: "crm", WebhookID: "msg_1", Notification: testNotification})
+			if res.Outcome != tt.wantOutcome || !strings.Contains(res.Error, tt.wantErr) {
+				t.Errorf("got %s %q, want %s containing %q", res.Outcome, res.Error, tt.wantOutcome, tt.wantErr)
 			}
-			if d := appErr.NextRetryDelay(); tt.retryable && (d < tt.delayMin || d > tt.delayMax) {
-				t.Errorf("got next retry in %s, want within [%s, %s]", d, tt.delayMin, tt.delayMax)
+			if tt.wantOutcome == OutcomeRetry && (res.RetryIn < tt.delayMin || res.RetryIn > tt.delayMax) {
+				t.Errorf("got next attempt in %s, want within [%s, %s]", res.RetryIn, tt.delayMin, tt.delayMax)
 			}
-			if len(log) != 1 || log[0].OK() || log[0].StatusCode == 0 || log[0].Error == "" {
-				t.Fatalf("got log %+v, want one failed attempt with its status", log)
+			if at := res.Attempt; at.OK() || at.StatusCode == 0 || at.Error == "" {
+				t.Fatalf("got attempt %+v, want a failed attempt with its status", at)
 			}
-			if tt.retryable && log[0].NextAttemptAt.Sub(log[0].At) < tt.delayMin {
-				t.Errorf("got next attempt at %s after %s, want >= %s later", log[0].NextAttemptAt, log[0].At, tt.delayMin)
-			}
-			if len(e.heartbeats) == 0 || len(e.heartbeats[len(e.heartbeats)-1]) != 1 {
-				t.Errorf("got heartbeats %+v, want the log recorded for the next retry", e.heartbeats)
+			if tt.wantOutcome == OutcomeRetry && res.Attempt.NextAttemptAt.Sub(res.Attempt.At) < tt.delayMin {
+				t.Errorf("got next attempt at %s after %s, want >= %s later", res.Attempt.NextAttemptAt, res.Attempt.At, tt.delayMin)
 			}
 			if _, disabled := e.health.Disabled(context.Background(), "crm"); disabled != tt.wantDisabled {
 				t.Errorf("disabled: got %v, want %v", disabled, tt.wantDisabled)
@@ -270,7 +252,18 @@ func TestPostbackFailures(t *testing.T) {
 	}
 }
 
-// A disabled endpoint gets nothing: the postback is held (ErrEndpointDisabled).
+// A message's own postback_url has no switch: a 410 there fails the postback.
+func TestPostbackURLGone(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusGone) }))
+	defer srv.Close()
+	e := newPostbackEnv(t, postback.Endpoint{ID: "crm", URL: "https://crm.example.com/hook"}, loopback)
+	if res := e.outcome(t, PostbackInput{URL: srv.URL, WebhookID: "msg_1", Notification: testNotification}); res.Outcome != OutcomeFailed {
+		t.Errorf("got %s, want failed", res.Outcome)
+	}
+}
+
+// A disabled endpoint gets nothing: the postback is held.
 func TestPostbackDisabledEndpoint(t *testing.T) {
 	t.Parallel()
 	var hits atomic.Int32
@@ -278,10 +271,9 @@ func TestPostbackDisabledEndpoint(t *testing.T) {
 	defer srv.Close()
 	e := newPostbackEnv(t, postback.Endpoint{ID: "crm", URL: srv.URL}, loopback)
 	_ = e.health.Disable(context.Background(), "crm", "answered 410 Gone")
-	_, err := e.run(t, PostbackInput{EndpointID: "crm", WebhookID: "msg_1", Notification: testNotification})
-	appErr, _ := appError(t, err)
-	if appErr.Type() != ErrEndpointDisabled || !appErr.NonRetryable() || !strings.Contains(appErr.Message(), "answered 410 Gone") {
-		t.Errorf("got %v (type %s), want a non-retryable %s with the reason", err, appErr.Type(), ErrEndpointDisabled)
+	res := e.outcome(t, PostbackInput{EndpointID: "crm", WebhookID: "msg_1", Notification: testNotification})
+	if res.Outcome != OutcomeHeld || !strings.Contains(res.Error, "answered 410 Gone") || res.Attempt.Class != "" {
+		t.Errorf("got %+v, want held with the reason and no attempt", res)
 	}
 	if n := hits.Load(); n != 0 {
 		t.Errorf("the endpoint got %d requests, want none", n)
@@ -291,16 +283,16 @@ func TestPostbackDisabledEndpoint(t *testing.T) {
 func TestPostbackUnknownEndpoint(t *testing.T) {
 	t.Parallel()
 	e := newPostbackEnv(t, postback.Endpoint{ID: "crm", URL: "https://crm.example.com/hook"}, nil)
-	_, err := e.run(t, PostbackInput{EndpointID: "erp", WebhookID: "msg_1", Notification: testNotification})
-	appErr, _ := appError(t, err)
-	if appErr.Type() != ErrEndpointUnknown || !appErr.NonRetryable() || appErr.Message() != "endpoint erp is not configured" {
-		t.Errorf("got %v (type %s), want a non-retryable %q", err, appErr.Type(), "endpoint erp is not configured")
+	res := e.outcome(t, PostbackInput{EndpointID: "erp", WebhookID: "msg_1", Notification: testNotification})
+	if res.Outcome != OutcomeFailed || res.Error != "endpoint erp is not configured" {
+		t.Errorf("got %+v, want failed: endpoint erp is not configured", res)
 	}
 }
 
-// The attempts log carries the caller's attempts and those of earlier retries
-// (heartbeat details); the schedule counts them, and its last failure gives up.
-func TestPostbackAttemptsLog(t *testing.T) {
+// The schedule counts the attempts made before (Made) and this activity's
+// earlier attempts (a worker that died mid-attempt); its last failure gives up.
+// Response bodies are cut.
+func TestPostbackSchedule(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadGateway)
@@ -308,38 +300,57 @@ func TestPostbackAttemptsLog(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close) // after the parallel subtests
 	ep := postback.Endpoint{ID: "crm", URL: srv.URL, Schedule: postback.Schedule{postback.Duration(time.Minute), postback.Duration(time.Hour)}}
-	earlier := postback.Attempt{At: time.Now().Add(-time.Hour), StatusCode: 502, Class: postback.ClassFailure, Error: "earlier"}
 
-	t.Run("heartbeat details head the log", func(t *testing.T) {
+	t.Run("second step after one attempt", func(t *testing.T) {
 		t.Parallel()
-		e := newPostbackEnv(t, ep, loopback)
-		e.prior = []postback.Attempt{earlier}
-		_, err := e.run(t, PostbackInput{EndpointID: "crm", WebhookID: "msg_1", Notification: testNotification})
-		appErr, log := appError(t, err)
-		if len(log) != 2 || log[0].Error != "earlier" || log[1].StatusCode != http.StatusBadGateway {
-			t.Fatalf("got log %+v, want the earlier attempt then this one", log)
+		res := newPostbackEnv(t, ep, loopback).outcome(t, PostbackInput{EndpointID: "crm", WebhookID: "msg_1", Notification: testNotification, Made: 1})
+		if res.Outcome != OutcomeRetry || res.RetryIn < 48*time.Minute || res.RetryIn > 72*time.Minute {
+			t.Errorf("got %s in %s, want retry in 1h ±20%%", res.Outcome, res.RetryIn)
 		}
-		if got := log[1].ResponseBody; len(got) != postback.MaxResponseBody || !strings.HasPrefix(got, "éé") {
+		if got := res.Attempt.ResponseBody; len(got) != postback.MaxResponseBody || !strings.HasPrefix(got, "éé") {
 			t.Errorf("got a response body of %d bytes, want the first %d", len(got), postback.MaxResponseBody)
-		}
-		// One attempt made (this activity's first): the next waits the first step.
-		if d := appErr.NextRetryDelay(); d < 48*time.Second || d > 72*time.Second {
-			t.Errorf("got next retry in %s, want 1m ±20%%", d)
 		}
 	})
 	t.Run("the schedule's last attempt gives up", func(t *testing.T) {
 		t.Parallel()
-		e := newPostbackEnv(t, ep, loopback)
-		_, err := e.run(t, PostbackInput{EndpointID: "crm", WebhookID: "msg_1", Notification: testNotification,
-			Attempts: []postback.Attempt{earlier, earlier}})
-		appErr, log := appError(t, err)
-		if appErr.Type() != ErrPostbackGivenUp || !appErr.NonRetryable() || !strings.Contains(appErr.Message(), "given up after 3 attempts") {
-			t.Errorf("got %v (type %s), want a non-retryable %s after 3 attempts", err, appErr.Type(), ErrPostbackGivenUp)
-		}
-		if len(log) != 3 || log[2].StatusCode != http.StatusBadGateway || !log[2].NextAttemptAt.IsZero() {
-			t.Errorf("got log %+v, want 3 attempts, the last with no next one", log)
+		res := newPostbackEnv(t, ep, loopback).outcome(t, PostbackInput{EndpointID: "crm", WebhookID: "msg_1", Notification: testNotification, Made: 2})
+		if res.Outcome != OutcomeFailed || !strings.Contains(res.Error, "given up after 3 attempts") || !res.Attempt.NextAttemptAt.IsZero() {
+			t.Errorf("got %+v, want failed after 3 attempts with no next one", res)
 		}
 	})
+}
+
+// A regular attempt heartbeats while the receiver takes its time, so that a
+// dead worker is noticed in seconds; the first attempt (local) to an endpoint
+// that answered slowly is deferred to a regular activity, sending nothing.
+func TestPostbackSlowReceiver(t *testing.T) {
+	t.Parallel()
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		time.Sleep(heartbeatEvery + FirstAttemptBudget)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	e := newPostbackEnv(t, postback.Endpoint{ID: "crm", URL: srv.URL}, loopback)
+	in := PostbackInput{EndpointID: "crm", WebhookID: "msg_1", Notification: testNotification}
+	if res := e.outcome(t, in); res.Outcome != OutcomeDelivered {
+		t.Fatalf("got %+v, want delivered", res)
+	}
+	if e.heartbeats.Load() == 0 {
+		t.Error("no heartbeat while the receiver took its time")
+	}
+	in.First = true
+	if res := e.outcome(t, in); res.Outcome != OutcomeDeferred || res.Attempt.Class != "" {
+		t.Errorf("first attempt to a slow endpoint: got %+v, want deferred with nothing sent", res)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("the receiver got %d requests, want 1", n)
+	}
+	e.acts.Now = func() time.Time { return time.Now().Add(slowFor + time.Minute) }
+	if e.acts.slow(postback.Endpoint{ID: "crm"}) {
+		t.Error("still slow once slowFor has passed")
+	}
 }
 
 // The SSRF guard refuses a receiver on a loopback address for good, unless the
@@ -351,17 +362,15 @@ func TestPostbackSSRFGuard(t *testing.T) {
 	defer srv.Close()
 	ep := postback.Endpoint{ID: "crm", URL: strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)}
 
-	_, err := newPostbackEnv(t, ep, nil).run(t, PostbackInput{EndpointID: "crm", WebhookID: "msg_1", Notification: testNotification})
-	appErr, log := appError(t, err)
-	if appErr.Type() != ErrPostbackInvalid || !appErr.NonRetryable() || !strings.Contains(appErr.Message(), netguard.Variable) {
-		t.Errorf("guarded: got %v (type %s), want a non-retryable %s naming %s", err, appErr.Type(), ErrPostbackInvalid, netguard.Variable)
+	res := newPostbackEnv(t, ep, nil).outcome(t, PostbackInput{EndpointID: "crm", WebhookID: "msg_1", Notification: testNotification})
+	if res.Outcome != OutcomeFailed || !strings.Contains(res.Error, netguard.Variable) || res.Attempt.Class != postback.ClassInvalid {
+		t.Errorf("guarded: got %+v, want failed for good naming %s", res, netguard.Variable)
 	}
-	if n := hits.Load(); n != 0 || len(log) != 1 || log[0].Class != postback.ClassInvalid {
-		t.Errorf("guarded: the receiver got %d requests and the log is %+v, want none and one refused attempt", n, log)
+	if n := hits.Load(); n != 0 {
+		t.Errorf("guarded: the receiver got %d requests, want none", n)
 	}
-
-	if _, err := newPostbackEnv(t, ep, loopback).run(t, PostbackInput{EndpointID: "crm", WebhookID: "msg_1", Notification: testNotification}); err != nil {
-		t.Errorf("allow-listed: got %v, want success", err)
+	if res := newPostbackEnv(t, ep, loopback).outcome(t, PostbackInput{EndpointID: "crm", WebhookID: "msg_1", Notification: testNotification}); res.Outcome != OutcomeDelivered {
+		t.Errorf("allow-listed: got %+v, want delivered", res)
 	}
 }
 
@@ -374,10 +383,9 @@ func TestPostbackNetworkError(t *testing.T) {
 	url := "http://" + ln.Addr().String()
 	ln.Close()
 	e := newPostbackEnv(t, postback.Endpoint{ID: "crm", URL: url}, loopback)
-	_, err = e.run(t, PostbackInput{EndpointID: "crm", WebhookID: "msg_1", Notification: testNotification})
-	appErr, log := appError(t, err)
-	if !strings.Contains(appErr.Message(), "connection refused") || appErr.NonRetryable() || len(log) != 1 || log[0].StatusCode != 0 {
-		t.Errorf("got %v, log %+v; want a retryable connection refused, logged", err, log)
+	res := e.outcome(t, PostbackInput{EndpointID: "crm", WebhookID: "msg_1", Notification: testNotification})
+	if res.Outcome != OutcomeRetry || !strings.Contains(res.Error, "connection refused") || res.Attempt.StatusCode != 0 {
+		t.Errorf("got %+v; want a retry after connection refused", res)
 	}
 }
 

@@ -102,6 +102,14 @@ type Config struct {
 	// SendRetryWindow: how long transient ESP failures are retried before the
 	// message is aborted. Defaults to 1h.
 	SendRetryWindow time.Duration `envconfig:"SEND_RETRY_WINDOW" default:"1h" desc:"how long transient ESP failures are retried before aborting"`
+	// PostbackMaxHold: how long postbacks held for a disabled endpoint keep
+	// their message open, waiting for a replay, before they fail for good.
+	PostbackMaxHold time.Duration `envconfig:"POSTBACK_MAX_HOLD" default:"720h" desc:"how long postbacks held for a disabled endpoint wait for it to be enabled before they fail"`
+	// EndpointDisableAfter: an endpoint whose postbacks have failed, without a
+	// success, for this long is disabled automatically (Svix's 5 days); its
+	// postbacks are then held. 0 disables only on a 410 Gone or by an operator.
+	// Read by the worker, which reports it with each endpoint health report.
+	EndpointDisableAfter time.Duration `envconfig:"ENDPOINT_DISABLE_AFTER" default:"120h" desc:"disable an endpoint automatically after it failed this long without a success (0s: never)"`
 	// FallbackSentWithin is the default fallback deadline for the ESP to accept a
 	// message (a policy's sent_within). Defaults to 5m.
 	FallbackSentWithin time.Duration `envconfig:"FALLBACK_SENT_WITHIN" default:"5m" desc:"fallback: default sent_within (0s: off)"`
@@ -296,6 +304,7 @@ func (c *Config) validate() error {
 		"DISPATCHFLOW_SANDBOX_DELAY":     c.SandboxDelay,
 		"DISPATCHFLOW_TRACKING_WINDOW":   c.TrackingWindow,
 		"DISPATCHFLOW_SEND_RETRY_WINDOW": c.SendRetryWindow,
+		"DISPATCHFLOW_POSTBACK_MAX_HOLD": c.PostbackMaxHold,
 	} {
 		if d < 0 || (d == 0 && name != "DISPATCHFLOW_SANDBOX_DELAY") {
 			return fmt.Errorf("%s: %s must be positive", name, d)
@@ -304,6 +313,7 @@ func (c *Config) validate() error {
 	for name, d := range map[string]time.Duration{
 		"DISPATCHFLOW_FALLBACK_SENT_WITHIN":      c.FallbackSentWithin,
 		"DISPATCHFLOW_FALLBACK_DELIVERED_WITHIN": c.FallbackDeliveredWithin,
+		"DISPATCHFLOW_ENDPOINT_DISABLE_AFTER":    c.EndpointDisableAfter,
 	} {
 		if d < 0 {
 			return fmt.Errorf("%s: %s must not be negative", name, d)

@@ -13,7 +13,8 @@ func TestLoadDefaults(t *testing.T) {
 	}
 	if c.HTTPAddr != ":8080" || c.ESP != "sandbox" || c.TrackingWindow != 72*time.Hour ||
 		c.PostbackTimeout != 15*time.Second || c.SandboxDelay != time.Second || c.TaskQueue != "dispatchflow" ||
-		c.Temporal.Address != "localhost:7233" || c.Temporal.Namespace != "default" {
+		c.Temporal.Address != "localhost:7233" || c.Temporal.Namespace != "default" ||
+		c.EndpointDisableAfter != 120*time.Hour {
 		t.Errorf("unexpected defaults: %+v", c)
 	}
 	if got, want := c.SandboxEventsURL(), "http://localhost:8080/v1/events/sandbox"; got != want {
@@ -34,6 +35,8 @@ func TestLoadNamesTheVariable(t *testing.T) {
 		{"DISPATCHFLOW_ALLOW_NETWORKS", "10.0.0.0/33"},
 		{"DISPATCHFLOW_ENDPOINTS_FILE", "/nonexistent.yaml"},
 		{"DISPATCHFLOW_SEND_RETRY_WINDOW", "3 days"},
+		{"DISPATCHFLOW_ENDPOINT_DISABLE_AFTER", "-1h"},
+		{"DISPATCHFLOW_ENDPOINT_DISABLE_AFTER", "5 days"},
 		{"DISPATCHFLOW_LOG_LEVEL", "loud"},
 		{"DISPATCHFLOW_FROM", "nobody"},
 		{"DISPATCHFLOW_TASK_QUEUE", ""},

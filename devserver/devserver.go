@@ -401,6 +401,10 @@ func dynamicConfig() dynamicconfig.StaticClient {
 		dynamicconfig.MatchingNumTaskqueueWritePartitions.Key(): 1,
 		// The default cache (128k executions) is sized for production hosts.
 		dynamicconfig.HistoryCacheHostLevelMaxSize.Key(): 8192,
+		// A workflow task that schedules an activity gets it back in the same
+		// round trip (the worker asks for it): the hand-over to the ESP starts
+		// without a poll. The Temporal CLI's dev server enables it too.
+		dynamicconfig.EnableActivityEagerExecution.Key(): true,
 		// The server (v1.32.1) never stops the SDK workers of these system
 		// jobs, so they would keep polling a dead frontend after Stop, and
 		// could even poll the next server started on the same port. A dev

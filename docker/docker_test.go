@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	enumspb "go.temporal.io/api/enums/v1"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -224,8 +225,10 @@ func TestComposeImages(t *testing.T) {
 // The search attributes registered are exactly the ones the workflow sets.
 func TestComposeSearchAttributes(t *testing.T) {
 	var want []string
-	for _, k := range workflows.SearchAttributes {
-		want = append(want, k.GetName())
+	for name, typ := range workflows.SearchAttributeTypes() {
+		want = append(want, name+":"+map[enumspb.IndexedValueType]string{
+			enumspb.INDEXED_VALUE_TYPE_KEYWORD: "Keyword", enumspb.INDEXED_VALUE_TYPE_KEYWORD_LIST: "KeywordList",
+		}[typ])
 	}
 	sort.Strings(want)
 	var got []string

@@ -32,6 +32,11 @@ const (
 
 // Store reads and changes endpoint states. Create it with New; Run flushes reports.
 type Store struct {
+	// DisableAfter goes with every report (EndpointReport.DisableAfter): an
+	// endpoint failing without a success for that long is disabled. Zero:
+	// never. The worker sets DISPATCHFLOW_ENDPOINT_DISABLE_AFTER.
+	DisableAfter time.Duration
+
 	client    client.Client
 	taskQueue string
 	logger    *slog.Logger
@@ -134,7 +139,7 @@ func (s *Store) Report(id string, a postback.Attempt) {
 	}
 	if a.OK() {
 		r.Successes++
-		r.TrailingFailures = 0
+		r.TrailingFailures, r.FailingSince = 0, time.Time{}
 		if a.At.After(r.LastSuccessAt) {
 			r.LastSuccessAt = a.At
 		}
@@ -142,6 +147,9 @@ func (s *Store) Report(id string, a postback.Attempt) {
 	}
 	r.Failures++
 	r.TrailingFailures++
+	if r.FailingSince.IsZero() || a.At.Before(r.FailingSince) {
+		r.FailingSince = a.At
+	}
 	if a.At.After(r.LastFailureAt) {
 		r.LastFailureAt = a.At
 		r.LastError = a.Error
@@ -175,6 +183,7 @@ func (s *Store) Flush(ctx context.Context) {
 	s.pending = map[string]*workflows.EndpointReport{}
 	s.mu.Unlock()
 	for id, r := range batch {
+		r.DisableAfter = s.DisableAfter
 		if err := s.signal(ctx, id, workflows.SignalEndpointReport, *r); err != nil {
 			s.logger.Warn("reporting endpoint health", "endpoint", id, "error", err)
 			s.mu.Lock()
@@ -213,6 +222,9 @@ func merge(older, newer *workflows.EndpointReport) *workflows.EndpointReport {
 	}
 	if newer.Successes == 0 {
 		m.TrailingFailures += older.TrailingFailures
+		if older.TrailingFailures > 0 {
+			m.FailingSince = older.FailingSince
+		}
 	}
 	return &m
 }

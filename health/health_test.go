@@ -32,7 +32,7 @@ func TestReportBatches(t *testing.T) {
 		t.Fatalf("pending reports for %d endpoints, want 2 (crm, bi)", len(s.pending))
 	}
 	want := workflows.EndpointReport{Successes: 1, Failures: 3, LastSuccessAt: t0.Add(time.Second),
-		LastFailureAt: t0.Add(3 * time.Second), LastError: "", TrailingFailures: 2}
+		LastFailureAt: t0.Add(3 * time.Second), LastError: "", TrailingFailures: 2, FailingSince: t0.Add(2 * time.Second)}
 	if got := *s.pending["crm"]; got != want {
 		t.Errorf("crm report = %+v, want %+v", got, want)
 	}
@@ -52,15 +52,15 @@ func TestReportNamesTheStatusWithoutError(t *testing.T) {
 // An unsent batch merged before a newer one loses no count, and the newer one's
 // success ends the older one's run of failures.
 func TestMerge(t *testing.T) {
-	older := &workflows.EndpointReport{Failures: 2, TrailingFailures: 2, LastFailureAt: t0, LastError: "answered 500"}
+	older := &workflows.EndpointReport{Failures: 2, TrailingFailures: 2, LastFailureAt: t0, LastError: "answered 500", FailingSince: t0.Add(-time.Minute)}
 	tests := []struct {
 		name  string
 		newer *workflows.EndpointReport
 		want  workflows.EndpointReport
 	}{
 		{"nothing newer", nil, *older},
-		{"newer failures add up", &workflows.EndpointReport{Failures: 1, TrailingFailures: 1, LastFailureAt: t0.Add(time.Minute), LastError: "timeout"},
-			workflows.EndpointReport{Failures: 3, TrailingFailures: 3, LastFailureAt: t0.Add(time.Minute), LastError: "timeout"}},
+		{"newer failures add up", &workflows.EndpointReport{Failures: 1, TrailingFailures: 1, LastFailureAt: t0.Add(time.Minute), LastError: "timeout", FailingSince: t0.Add(time.Minute)},
+			workflows.EndpointReport{Failures: 3, TrailingFailures: 3, LastFailureAt: t0.Add(time.Minute), LastError: "timeout", FailingSince: t0.Add(-time.Minute)}},
 		{"newer success resets the run", &workflows.EndpointReport{Successes: 1, LastSuccessAt: t0.Add(time.Minute)},
 			workflows.EndpointReport{Successes: 1, Failures: 2, LastSuccessAt: t0.Add(time.Minute), LastFailureAt: t0, LastError: "answered 500"}},
 	}

@@ -25,8 +25,8 @@ const DispatchIDKey = "dispatch_id"
 // ts defaults to receivedAt; id defaults to a synthetic key derived from the
 // message (dispatch_id, else the provider's message id), the raw event name, the
 // provider's timestamp (when it gave one) and extra, whatever else tells two
-// events of the same kind apart (a bounce code, a click's URL); reason is cut to
-// message.MaxReasonLength.
+// events of the same kind apart (a bounce code, a click's URL); every string is
+// bounded (message.Event.Bounded).
 func newEvent(provider, dispatchID, messageID string, t message.EventType, rawType, id string, ts, receivedAt time.Time, reason, extra string) message.Event {
 	if id == "" {
 		key := dispatchID
@@ -40,9 +40,9 @@ func newEvent(provider, dispatchID, messageID string, t message.EventType, rawTy
 	}
 	return message.Event{
 		DispatchID: dispatchID, Provider: provider, Type: t, ID: id,
-		Timestamp: ts.UTC(), ReceivedAt: receivedAt.UTC(), Reason: message.CutReason(reason), RawType: rawType,
+		Timestamp: ts.UTC(), ReceivedAt: receivedAt.UTC(), Reason: reason, RawType: rawType,
 		MessageID: messageID,
-	}
+	}.Bounded()
 }
 
 // unixTime converts seconds since the epoch (with a fraction to the microsecond,

@@ -137,8 +137,8 @@ func (g Generic) event(raw json.RawMessage, receivedAt time.Time) (message.Event
 	}
 	return message.Event{
 		DispatchID: r.DispatchID, Provider: g.Provider, Type: t, ID: id,
-		Timestamp: ts.UTC(), ReceivedAt: receivedAt.UTC(), Reason: message.CutReason(r.Reason), RawType: r.Event,
-	}, nil
+		Timestamp: ts.UTC(), ReceivedAt: receivedAt.UTC(), Reason: r.Reason, RawType: r.Event,
+	}.Bounded(), nil
 }
 
 func parseGenericEvent(s string) (message.EventType, error) {

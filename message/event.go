@@ -59,14 +59,47 @@ func SyntheticID(dispatchID string, t EventType, ts time.Time, reason string) st
 
 // CutReason returns s cut to at most MaxReasonLength bytes on a UTF-8 boundary,
 // ending in "…" when it was cut.
-func CutReason(s string) string {
-	if len(s) <= MaxReasonLength {
+func CutReason(s string) string { return Cut(s, MaxReasonLength) }
+
+// Cut returns s cut to at most n bytes on a UTF-8 boundary, ending in "…" when
+// it was cut.
+func Cut(s string, n int) string {
+	if len(s) <= n {
 		return s
 	}
 	const ellipsis = "…"
-	cut := MaxReasonLength - len(ellipsis)
+	cut := max(n-len(ellipsis), 0)
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
 	return s[:cut] + ellipsis
+}
+
+// Bounds of the other strings of an Event that come from outside; intake and
+// the workflow both apply them (Bounded).
+const (
+	// MaxIDLength bounds Event.ID: a longer id is replaced by its hash
+	// (BoundID), so that two long ids never collide by sharing a prefix.
+	MaxIDLength = 128
+	// MaxRawTypeLength bounds Event.RawType.
+	MaxRawTypeLength = 200
+)
+
+// BoundID returns id, or "h-" and its SHA-256 in hex when it is longer than
+// MaxIDLength.
+func BoundID(id string) string {
+	if len(id) <= MaxIDLength {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return "h-" + hex.EncodeToString(sum[:])
+}
+
+// Bounded returns e with every string from outside within its bound: ID
+// (BoundID), Reason (MaxReasonLength), RawType (MaxRawTypeLength), MessageID
+// (BoundID).
+func (e Event) Bounded() Event {
+	e.ID, e.MessageID = BoundID(e.ID), BoundID(e.MessageID)
+	e.Reason, e.RawType = CutReason(e.Reason), Cut(e.RawType, MaxRawTypeLength)
+	return e
 }

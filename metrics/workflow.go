@@ -18,6 +18,12 @@ const (
 	StatusTransitions = "dispatchflow_status_transitions"
 	// WorkflowEscalations counts fallback escalations, labelled reason.
 	WorkflowEscalations = "dispatchflow_fallback_escalations"
+	// PostbacksHoldExpired counts held postbacks given up after the maximum
+	// hold, labelled endpoint (a configured endpoint's id: only those hold).
+	PostbacksHoldExpired = "dispatchflow_postbacks_hold_expired"
+	// EventsFolded counts engagement and repeated events a message's timeline
+	// folded into its counts (not kept one by one).
+	EventsFolded = "dispatchflow_events_folded"
 )
 
 // Other is the label value of anything outside a label's known values: labels
@@ -25,8 +31,10 @@ const (
 const Other = "other"
 
 var workflowHelp = map[string]string{
-	StatusTransitions + "_total":   "Message status changes, per previous status (from) and new status (to).",
-	WorkflowEscalations + "_total": "Fallback escalations, per reason: bounced, aborted, not_sent_in_time, not_delivered_in_time.",
+	StatusTransitions + "_total":    "Message status changes, per previous status (from) and new status (to).",
+	WorkflowEscalations + "_total":  "Fallback escalations, per reason: bounced, aborted, not_sent_in_time, not_delivered_in_time.",
+	PostbacksHoldExpired + "_total": "Held postbacks given up after DISPATCHFLOW_POSTBACK_MAX_HOLD, per endpoint.",
+	EventsFolded + "_total":         "Events a message's timeline folded into per-type counts (engagement storms, repeated statuses).",
 }
 
 // escalationReasons are the values of the reason label.
@@ -61,4 +69,18 @@ func statusLabel(s string) string {
 		return s
 	}
 	return Other
+}
+
+// PostbackHoldExpired counts one held postback to endpoint given up after the
+// maximum hold. Call it from workflow code; it is replay-safe.
+func PostbackHoldExpired(ctx workflow.Context, endpoint string) {
+	workflow.GetMetricsHandler(ctx).
+		WithTags(map[string]string{"endpoint": endpoint}).
+		Counter(PostbacksHoldExpired).Inc(1)
+}
+
+// EventFolded counts one event folded into a message's counts. Call it from
+// workflow code; it is replay-safe.
+func EventFolded(ctx workflow.Context) {
+	workflow.GetMetricsHandler(ctx).Counter(EventsFolded).Inc(1)
 }

@@ -162,6 +162,7 @@ func (a *API) Routes() []Route {
 		{Method: http.MethodGet, Pattern: "/v1/endpoints", Scope: auth.ScopeEndpointsAdmin, Handler: a.listEndpoints},
 		{Method: http.MethodPost, Pattern: "/v1/endpoints/{id}/enable", Scope: auth.ScopeEndpointsAdmin, Handler: a.enableEndpoint},
 		{Method: http.MethodPost, Pattern: "/v1/endpoints/{id}/disable", Scope: auth.ScopeEndpointsAdmin, Handler: a.disableEndpoint},
+		{Method: http.MethodPost, Pattern: "/v1/endpoints/{id}/replay", Scope: auth.ScopeEndpointsAdmin, Handler: a.replayEndpoint},
 		// The app that sent a message may cancel or retime its fallback; changing
 		// its steps (who is reached, where) needs fallback:write as well.
 		{Method: http.MethodPost, Pattern: "/v1/messages/{dispatch_id}/fallback/cancel", Scope: auth.ScopeMessagesSend, Handler: a.cancelFallback},
@@ -303,6 +304,7 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 			TrackingWindow:      a.cfg.TrackingWindow,
 			SendRetryWindow:     a.cfg.SendRetryWindow,
 			FallbackRetryWindow: a.cfg.FallbackRetryWindow,
+			MaxHold:             a.cfg.PostbackMaxHold,
 		},
 		Fallback: body.Fallback,
 	}
@@ -485,46 +487,7 @@ func (a *API) getMessage(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, notFound(missing)) // not 403: another workspace's message does not exist for this key
 		return
 	}
-	a.addLiveAttempts(r.Context(), &st)
 	writeJSON(w, http.StatusOK, st)
-}
-
-// addLiveAttempts fills in the attempts log, last error and next attempt of the
-// postbacks Temporal is retrying: they live in the pending activities (the log in
-// their heartbeat details), not in the workflow's state.
-func (a *API) addLiveAttempts(ctx context.Context, st *workflows.State) {
-	retrying := map[string]*workflows.PostbackRecord{}
-	for i := range st.Postbacks {
-		if p := &st.Postbacks[i]; p.State == workflows.PostbackDelivering {
-			retrying[workflows.PostbackActivityID(p.Seq)] = p
-		}
-	}
-	if len(retrying) == 0 {
-		return
-	}
-	desc, err := a.client.DescribeWorkflowExecution(ctx, workflows.WorkflowID(st.DispatchID), "")
-	if err != nil {
-		a.logger.Warn("describing workflow for postback attempts", "dispatch_id", st.DispatchID, "error", err)
-		return
-	}
-	for _, pa := range desc.GetPendingActivities() {
-		p := retrying[pa.GetActivityId()]
-		if p == nil {
-			continue
-		}
-		if hb := pa.GetHeartbeatDetails(); hb != nil {
-			var log []postback.Attempt
-			if err := converter.GetDefaultDataConverter().FromPayloads(hb, &log); err == nil && len(log) > 0 {
-				p.Attempts = log
-			}
-		}
-		if f := pa.GetLastFailure(); f != nil {
-			p.LastError = f.GetMessage()
-		}
-		if t := pa.GetNextAttemptScheduleTime(); t != nil {
-			p.NextAttemptAt = t.AsTime()
-		}
-	}
 }
 
 // cancelFallback is POST /v1/messages/{dispatch_id}/fallback/cancel: the app

@@ -211,6 +211,10 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"FallbackStepRecord", workflows.StepRecord{}},
 		{"ChannelResult", channel.Result{}},
 		{"EventsResponse", eventsResponse{}},
+		{"Endpoint", endpointView{}},
+		{"EndpointEnableRequest", switchRequest{}},
+		{"EndpointReplayRequest", replayEndpointRequest{}},
+		{"RecoveryResponse", recoveryResponse{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.schema, func(t *testing.T) {

@@ -74,6 +74,10 @@ func (a *API) replayPostbacks(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if err := in.Validate(); err != nil {
+		a.fail(w, r, badRequest(err.Error()))
+		return
+	}
 	if err := a.ownMessage(r, id); err != nil {
 		a.fail(w, r, err)
 		return
@@ -236,10 +240,21 @@ func (a *API) listEndpoints(w http.ResponseWriter, r *http.Request) {
 
 type switchRequest struct {
 	Reason string `json:"reason,omitempty"`
+	// ReplayHeld (enable only) starts a recovery of the postbacks held while
+	// the endpoint was disabled.
+	ReplayHeld bool `json:"replay_held,omitempty"`
+}
+
+// switchResponse is the answer of enable and disable: the endpoint, and the
+// recovery an enable with replay_held started.
+type switchResponse struct {
+	endpointView
+	Recovery *recoveryResponse `json:"recovery,omitempty"`
 }
 
 // enableEndpoint is POST /v1/endpoints/{id}/enable. Postbacks held while the
-// endpoint was disabled are sent by replaying them (POST …/postbacks/replay).
+// endpoint was disabled are sent by a recovery: with {"replay_held": true}, or
+// POST /v1/endpoints/{id}/replay, or message by message (POST …/postbacks/replay).
 func (a *API) enableEndpoint(w http.ResponseWriter, r *http.Request) { a.switchEndpoint(w, r, true) }
 
 // disableEndpoint is POST /v1/endpoints/{id}/disable: its postbacks are held.
@@ -255,6 +270,17 @@ func (a *API) switchEndpoint(w http.ResponseWriter, r *http.Request, enable bool
 	var in switchRequest
 	if r.ContentLength != 0 {
 		if err := decodeJSON(w, r, &in); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	if in.ReplayHeld {
+		if !enable {
+			a.fail(w, r, badRequest("replay_held: only an enable replays held postbacks"))
+			return
+		}
+		// Checked before the switch, so that a refused recovery changes nothing.
+		if err := a.recoveryRunning(r.Context(), id); err != nil {
 			a.fail(w, r, err)
 			return
 		}
@@ -276,14 +302,24 @@ func (a *API) switchEndpoint(w http.ResponseWriter, r *http.Request, enable bool
 	if enable {
 		action = "endpoint.enable"
 	}
-	a.audit(r, action, id, "reason", in.Reason)
+	a.audit(r, action, id, "reason", in.Reason, "replay_held", in.ReplayHeld)
+	var rec *recoveryResponse
+	if in.ReplayHeld {
+		res, err := a.startRecovery(r.Context(), ep, []string{workflows.PostbackHeld}, time.Time{}, time.Time{})
+		if err != nil {
+			a.fail(w, r, fmt.Errorf("endpoint %s enabled, but the replay of its held postbacks did not start: %w", id, err))
+			return
+		}
+		a.audit(r, "endpoint.replay", id, "states", workflows.PostbackHeld, "messages", res.Messages, "workflow_id", res.WorkflowID)
+		rec = &res
+	}
 	// Signals are applied asynchronously: answer with the state they lead to.
 	v := a.endpointView(r.Context(), ep)
 	v.Enabled = enable
 	if enable {
-		v.DisabledReason, v.DisabledAt, v.ConsecutiveFailures = "", time.Time{}, 0
+		v.DisabledReason, v.DisabledAt, v.ConsecutiveFailures, v.FailingSince = "", time.Time{}, 0, time.Time{}
 	} else if v.DisabledReason == "" {
 		v.DisabledReason = in.Reason
 	}
-	writeJSON(w, http.StatusOK, v)
+	writeJSON(w, http.StatusOK, switchResponse{endpointView: v, Recovery: rec})
 }

@@ -93,16 +93,19 @@ func NewActivities(cfg config.Config, sender esp.Sender, h postback.Health) *act
 	}
 }
 
-// New returns a worker on cfg.TaskQueue running the Message and Endpoint
-// workflows and their activities against sender and the fallback channels of
+// New returns a worker on cfg.TaskQueue running the Message, Endpoint and
+// Recovery workflows and their activities against sender and the fallback channels of
 // cfg. Starting it also starts sending the endpoints' health reports, stopping it
 // sends the last ones.
 func New(c client.Client, cfg config.Config, sender esp.Sender) worker.Worker {
 	w := worker.New(c, cfg.TaskQueue, worker.Options{})
 	w.RegisterWorkflowWithOptions(workflows.Message, workflow.RegisterOptions{Name: workflows.MessageWorkflow})
 	w.RegisterWorkflowWithOptions(workflows.Endpoint, workflow.RegisterOptions{Name: workflows.EndpointWorkflow})
+	w.RegisterWorkflowWithOptions(workflows.Recovery, workflow.RegisterOptions{Name: workflows.RecoveryWorkflow})
 	h := health.New(c, cfg.TaskQueue, slog.Default())
+	h.DisableAfter = cfg.EndpointDisableAfter
 	w.RegisterActivity(NewActivities(cfg, sender, h))
+	w.RegisterActivity(&activities.Recovery{Client: c, Namespace: cfg.Temporal.Namespace})
 	return &withHealth{Worker: w, health: h}
 }
 

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
@@ -32,9 +33,14 @@ type EndpointState struct {
 	LastFailureAt  time.Time `json:"last_failure_at,omitzero"`
 	LastError      string    `json:"last_error,omitempty"`
 	// ConsecutiveFailures counts failed attempts since the last success.
-	ConsecutiveFailures int   `json:"consecutive_failures"`
-	Successes           int64 `json:"successes"`
-	Failures            int64 `json:"failures"`
+	ConsecutiveFailures int `json:"consecutive_failures"`
+	// FailingSince is the first failed attempt after the last success: the
+	// endpoint has failed ever since. Zero once a success comes, and after an
+	// enable. The endpoint is disabled automatically once its failures span
+	// EndpointReport.DisableAfter.
+	FailingSince time.Time `json:"failing_since,omitzero"`
+	Successes    int64     `json:"successes"`
+	Failures     int64     `json:"failures"`
 }
 
 // EndpointReport sums up a worker's attempts to one endpoint over a few seconds:
@@ -49,6 +55,14 @@ type EndpointReport struct {
 	// TrailingFailures are the failures after the batch's last success (all of
 	// them when it has none).
 	TrailingFailures int `json:"trailing_failures"`
+	// FailingSince is the first of the trailing failures (zero without any);
+	// reports of older workers leave it out, and LastFailureAt stands for it.
+	FailingSince time.Time `json:"failing_since,omitzero"`
+	// DisableAfter is the worker's DISPATCHFLOW_ENDPOINT_DISABLE_AFTER: an
+	// endpoint failing for that long, without a success, is disabled. Zero:
+	// never. It travels with each report so that the workflow reads no
+	// configuration.
+	DisableAfter time.Duration `json:"disable_after,omitempty"`
 }
 
 // EndpointSwitch disables or enables an endpoint, saying why.
@@ -60,8 +74,9 @@ type EndpointSwitch struct {
 // endpointSignalsPerRun bounds one run's history; the state carries over.
 const endpointSignalsPerRun = 500
 
-// Endpoint keeps one endpoint's state: disabled by a 410 Gone or an operator,
-// enabled by an operator; the health workers report. It never ends by itself: it
+// Endpoint keeps one endpoint's state: disabled by a 410 Gone, an operator, or
+// failures without a success for EndpointReport.DisableAfter; enabled by an
+// operator; the health workers report. It never ends by itself: it
 // continues as new every endpointSignalsPerRun signals, carrying its state.
 func Endpoint(ctx workflow.Context, st EndpointState) error {
 	if err := workflow.SetQueryHandler(ctx, QueryEndpoint, func() (EndpointState, error) { return st, nil }); err != nil {
@@ -76,6 +91,13 @@ func Endpoint(ctx workflow.Context, st EndpointState) error {
 		var r EndpointReport
 		c.Receive(ctx, &r)
 		st.apply(r)
+		if st.failingTooLong(r.DisableAfter) {
+			st.Enabled, st.DisabledAt = false, workflow.Now(ctx)
+			st.DisabledReason = fmt.Sprintf("failing since %s (%s): disabled automatically",
+				st.FailingSince.UTC().Format(time.RFC3339), days(r.DisableAfter))
+			workflow.GetLogger(ctx).Warn("endpoint disabled automatically", "reason", st.DisabledReason,
+				"consecutive_failures", st.ConsecutiveFailures, "last_error", st.LastError)
+		}
 	})
 	sel.AddReceive(disables, func(c workflow.ReceiveChannel, _ bool) {
 		var s EndpointSwitch
@@ -88,6 +110,7 @@ func Endpoint(ctx workflow.Context, st EndpointState) error {
 		var s EndpointSwitch
 		c.Receive(ctx, &s)
 		st.Enabled, st.DisabledReason, st.DisabledAt, st.ConsecutiveFailures = true, "", time.Time{}, 0
+		st.FailingSince = time.Time{}
 	})
 	for n < endpointSignalsPerRun && !workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 		sel.Select(ctx)
@@ -114,6 +137,44 @@ func (st *EndpointState) apply(r EndpointReport) {
 	} else {
 		st.ConsecutiveFailures += r.TrailingFailures
 	}
+	// A success after the run of failures began ends it. Workers report
+	// independently, so a batch may be older than what is known: times decide,
+	// not arrival.
+	if !st.FailingSince.IsZero() && st.LastSuccessAt.After(st.FailingSince) {
+		st.FailingSince = time.Time{}
+	}
+	if r.TrailingFailures == 0 || !r.LastFailureAt.After(st.LastSuccessAt) {
+		return // no failure after the last known success
+	}
+	since := r.FailingSince
+	if since.IsZero() || !since.After(st.LastSuccessAt) {
+		// Unknown, or before a success another worker saw: the batch's last
+		// failure is the earliest known to follow that success.
+		since = r.LastFailureAt
+	}
+	if st.FailingSince.IsZero() || since.Before(st.FailingSince) {
+		st.FailingSince = since
+	}
+}
+
+// failingTooLong reports whether the enabled endpoint has failed, without a
+// success, for at least after (its first failure to its last); after 0: never.
+func (st *EndpointState) failingTooLong(after time.Duration) bool {
+	return st.Enabled && after > 0 && !st.FailingSince.IsZero() &&
+		st.LastFailureAt.After(st.LastSuccessAt) && st.LastFailureAt.Sub(st.FailingSince) >= after
+}
+
+// days writes d in days when it is a whole number of them ("5 days"), else as
+// a duration.
+func days(d time.Duration) string {
+	const day = 24 * time.Hour
+	switch {
+	case d == day:
+		return "1 day"
+	case d > 0 && d%day == 0:
+		return fmt.Sprintf("%d days", d/day)
+	}
+	return d.String()
 }
 
 // NewEndpointState is the state of an endpoint never seen before: enabled.

@@ -114,8 +114,10 @@ func TestEndpointReports(t *testing.T) {
 				{Failures: 2, LastFailureAt: at(time.Second), LastError: "503", TrailingFailures: 2},
 				{Failures: 3, LastFailureAt: at(2 * time.Second), LastError: "timeout", TrailingFailures: 3},
 			},
+			// Reports without failing_since (older workers): the first report's
+			// last failure stands for it.
 			want: workflows.EndpointState{Enabled: true, Failures: 5, ConsecutiveFailures: 5,
-				LastFailureAt: at(2 * time.Second), LastError: "timeout"},
+				LastFailureAt: at(2 * time.Second), LastError: "timeout", FailingSince: at(time.Second)},
 		},
 		{
 			name: "a success resets the consecutive failures",
@@ -124,7 +126,7 @@ func TestEndpointReports(t *testing.T) {
 				{Successes: 1, Failures: 2, LastSuccessAt: at(3 * time.Second), LastFailureAt: at(4 * time.Second), LastError: "502", TrailingFailures: 1},
 			},
 			want: workflows.EndpointState{Enabled: true, Successes: 1, Failures: 6, ConsecutiveFailures: 1,
-				LastSuccessAt: at(3 * time.Second), LastFailureAt: at(4 * time.Second), LastError: "502"},
+				LastSuccessAt: at(3 * time.Second), LastFailureAt: at(4 * time.Second), LastError: "502", FailingSince: at(4 * time.Second)},
 		},
 		{
 			name: "successes only",
@@ -142,7 +144,7 @@ func TestEndpointReports(t *testing.T) {
 				{Successes: 1, Failures: 1, LastSuccessAt: at(time.Second), LastFailureAt: at(2 * time.Second), LastError: "old", TrailingFailures: 0},
 			},
 			want: workflows.EndpointState{Enabled: true, Successes: 2, Failures: 2, ConsecutiveFailures: 0,
-				LastSuccessAt: at(5 * time.Second), LastFailureAt: at(6 * time.Second), LastError: "new"},
+				LastSuccessAt: at(5 * time.Second), LastFailureAt: at(6 * time.Second), LastError: "new", FailingSince: at(6 * time.Second)},
 		},
 	}
 	for _, tc := range tests {
@@ -193,6 +195,8 @@ func TestEndpointSwitch(t *testing.T) {
 	require.Empty(t, enabled.DisabledReason)
 	require.True(t, enabled.DisabledAt.IsZero())
 	require.Zero(t, enabled.ConsecutiveFailures, "enabling starts the count of failures afresh")
+	require.True(t, enabled.FailingSince.IsZero(), "enabling forgets when the failures began")
+	sameTime(t, failing.LastFailureAt, h.query("disabled").FailingSince, "failing since, while disabled")
 	require.Equal(t, int64(3), enabled.Failures, "the totals are kept")
 	jsonEqual(t, enabled, got, "state carried over")
 }
@@ -230,6 +234,107 @@ func TestEndpointContinueAsNew(t *testing.T) {
 			require.Equal(t, int(tc.want), got.ConsecutiveFailures)
 			require.Equal(t, int64(7), got.Successes, "the state the run started with")
 			require.True(t, got.Enabled)
+		})
+	}
+}
+
+// An endpoint failing without a success for the report's DisableAfter (5 days
+// here) is disabled automatically, saying since when; a success in between
+// starts the count afresh, an enable too, and DisableAfter 0 never disables.
+func TestEndpointAutoDisable(t *testing.T) {
+	const day = 24 * time.Hour
+	const after = 5 * day
+	fail := func(d time.Duration, disableAfter time.Duration) workflows.EndpointReport {
+		return workflows.EndpointReport{Failures: 2, TrailingFailures: 2, FailingSince: t0.Add(d), LastFailureAt: t0.Add(d + time.Minute),
+			LastError: "answered 503", DisableAfter: disableAfter}
+	}
+	ok := func(d time.Duration) workflows.EndpointReport {
+		return workflows.EndpointReport{Successes: 1, LastSuccessAt: t0.Add(d), DisableAfter: after}
+	}
+	type step struct {
+		at     time.Duration
+		signal string
+		arg    any
+	}
+	tests := []struct {
+		name  string
+		steps []step
+		// check is queried an hour after the last step.
+		enabled      bool
+		reason       string
+		failingSince time.Duration // -1: none
+	}{
+		{
+			name: "5 days of failures: disabled",
+			steps: []step{{0, workflows.SignalEndpointReport, fail(0, after)}, {2 * day, workflows.SignalEndpointReport, fail(2*day, after)},
+				// Its last failure is 5 days and a minute after the first.
+				{5 * day, workflows.SignalEndpointReport, fail(5*day, after)}},
+			reason:       "failing since 2024-05-01T10:00:00Z (5 days): disabled automatically",
+			failingSince: 0,
+		},
+		{
+			name: "4 days of failures: still enabled",
+			steps: []step{{0, workflows.SignalEndpointReport, fail(0, after)},
+				{4 * day, workflows.SignalEndpointReport, fail(4*day, after)}},
+			enabled: true, failingSince: 0,
+		},
+		{
+			name: "a success in between starts afresh",
+			steps: []step{{0, workflows.SignalEndpointReport, fail(0, after)}, {3 * day, workflows.SignalEndpointReport, ok(3*day + time.Hour)},
+				{4 * day, workflows.SignalEndpointReport, fail(4*day, after)}, {8 * day, workflows.SignalEndpointReport, fail(8*day, after)}},
+			enabled: true, failingSince: 4 * day,
+		},
+		{
+			name: "a late report of an older success does not end the run",
+			steps: []step{{0, workflows.SignalEndpointReport, fail(day, after)}, {2 * day, workflows.SignalEndpointReport, ok(12 * time.Hour)},
+				{6 * day, workflows.SignalEndpointReport, fail(6*day, after)}},
+			reason: "failing since 2024-05-02T10:00:00Z (5 days): disabled automatically", failingSince: day,
+		},
+		{
+			name: "DisableAfter 0: never",
+			steps: []step{{0, workflows.SignalEndpointReport, fail(0, 0)}, {5 * day, workflows.SignalEndpointReport, fail(5*day, 0)},
+				{20 * day, workflows.SignalEndpointReport, fail(20*day, 0)}},
+			enabled: true, failingSince: 0,
+		},
+		{
+			name: "an enable starts afresh",
+			steps: []step{{0, workflows.SignalEndpointReport, fail(0, after)}, {5 * day, workflows.SignalEndpointReport, fail(5*day, after)},
+				{6 * day, workflows.SignalEndpointEnable, workflows.EndpointSwitch{Reason: "fixed", At: t0.Add(6 * day)}},
+				{7 * day, workflows.SignalEndpointReport, fail(7*day, after)}, {11 * day, workflows.SignalEndpointReport, fail(11*day, after)}},
+			enabled: true, failingSince: 7 * day,
+		},
+		{
+			name: "an operator's disable keeps its reason",
+			steps: []step{{0, workflows.SignalEndpointReport, fail(0, after)},
+				{day, workflows.SignalEndpointDisable, workflows.EndpointSwitch{Reason: "maintenance", At: t0.Add(day)}},
+				{5 * day, workflows.SignalEndpointReport, fail(5*day, after)}},
+			reason: "maintenance", failingSince: 0,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newEndpointHarness(t)
+			for _, s := range tc.steps {
+				h.signalAt(s.at+time.Second, s.signal, s.arg)
+			}
+			last := tc.steps[len(tc.steps)-1].at
+			h.queryAt(last+time.Hour, "after")
+			h.endAt(last + 2*time.Hour)
+			got := h.run(workflows.NewEndpointState())
+
+			st := h.query("after")
+			require.Equal(t, tc.enabled, st.Enabled, "enabled")
+			require.Equal(t, tc.reason, st.DisabledReason)
+			if tc.failingSince < 0 {
+				require.True(t, st.FailingSince.IsZero(), "failing since %s, want none", st.FailingSince)
+			} else {
+				sameTime(t, t0.Add(tc.failingSince), st.FailingSince, "failing since")
+			}
+			if !tc.enabled && tc.reason != "maintenance" {
+				sameTime(t, t0.Add(last+time.Second), st.DisabledAt, "disabled when the report came")
+			}
+			jsonEqual(t, st, got, "state carried over")
 		})
 	}
 }

@@ -411,6 +411,7 @@ func (m *messageImpl) skipSteps(steps []fallback.Step) {
 func (m *messageImpl) drainFallbackStatuses(ctx workflow.Context) {
 	var s FallbackStatus
 	for m.fb.statuses.ReceiveAsync(&s) {
+		m.signals++
 		fb := &m.state.Fallback
 		if fb.State == FallbackEscalated && s.Step >= 1 && s.Step <= len(fb.Policy.Steps) &&
 			(s.Step > len(fb.Steps) || fb.Steps[s.Step-1].State == StepSending) {

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,7 +41,17 @@ type Policy struct {
 	// FallbackRetryWindow: how long a fallback step's transient failures are retried
 	// before the ladder moves on. Defaults to 1h.
 	FallbackRetryWindow time.Duration `json:"fallback_retry_window"`
+	// MaxHold: how long a postback held for a disabled endpoint keeps the
+	// message open, waiting for the endpoint to be enabled and the postback
+	// replayed, before it fails for good. Defaults to 30 days.
+	MaxHold time.Duration `json:"max_hold,omitempty"`
+	// MaxRunSignals: how many signals one run takes in before it continues as
+	// new. Defaults to 4,000 (Temporal refuses signals past 10,000 a run).
+	MaxRunSignals int `json:"max_run_signals,omitempty"`
 }
+
+// DefaultMaxHold is Policy.MaxHold's default.
+const DefaultMaxHold = 30 * 24 * time.Hour
 
 func (p Policy) withDefaults() Policy {
 	if p.TrackingWindow <= 0 {
@@ -51,6 +62,12 @@ func (p Policy) withDefaults() Policy {
 	}
 	if p.FallbackRetryWindow <= 0 {
 		p.FallbackRetryWindow = time.Hour
+	}
+	if p.MaxHold <= 0 {
+		p.MaxHold = DefaultMaxHold
+	}
+	if p.MaxRunSignals <= 0 || p.MaxRunSignals > maxSignalsPerRun {
+		p.MaxRunSignals = maxSignalsPerRun
 	}
 	return p
 }
@@ -70,8 +87,28 @@ type MessageInput struct {
 	Policy Policy  `json:"policy"`
 	// Fallback is the message's fallback policy, defaults applied; nil: none.
 	Fallback *fallback.Policy `json:"fallback,omitempty"`
-	// Carried is the state of the previous run after a continue-as-new.
+	// Carried is the state of the previous run after a continue-as-new, and
+	// Carry what else it hands over.
 	Carried *State `json:"carried,omitempty"`
+	Carry   *Carry `json:"carry,omitempty"`
+}
+
+// Carry is what a run hands the next besides its State: not part of the
+// state query's answer.
+type Carry struct {
+	// Seen is the dedupe memory: the last event keys' hashes (see dedupe).
+	Seen []byte `json:"seen,omitempty"`
+	// EngagementQueued counts the engagement postbacks queued per route.
+	EngagementQueued []int `json:"engagement_queued,omitempty"`
+	// Runs counts the runs before this one.
+	Runs int `json:"runs,omitempty"`
+}
+
+func (c *Carry) engagementQueued(route int) int {
+	for len(c.EngagementQueued) <= route {
+		c.EngagementQueued = append(c.EngagementQueued, 0)
+	}
+	return c.EngagementQueued[route]
 }
 
 // State is a message as the state query answers it.
@@ -93,15 +130,56 @@ type State struct {
 	// before 1.1 × TrackingWindow after the start (see trackingGraceDivisor).
 	UpdatedAt     time.Time `json:"updated_at"`
 	TrackingUntil time.Time `json:"tracking_until"`
-	// Events is every distinct event received, in arrival order.
+	// Events is the timeline, in the order events applied (those that arrived
+	// before the send's outcome apply after it, in arrival order): every event that changed the
+	// status, and of the others the first keepFirstOfType and the last
+	// keepLastOfType of each type; EventCounts counts them all.
 	Events []EventRecord `json:"events"`
+	// EventCounts counts the distinct events received per type, and how many of
+	// them the timeline folded (did not keep one by one).
+	EventCounts []EventCount `json:"event_counts,omitempty"`
+	// FoldedEvents is the sum of EventCounts' Folded.
+	FoldedEvents int `json:"folded_events,omitempty"`
 	// DuplicateEvents counts events dropped because their dedupe id was already seen.
 	DuplicateEvents int `json:"duplicate_events"`
-	// Postbacks is one entry per status change, in status order.
+	// Postbacks is one entry per status change and endpoint, in status order,
+	// and one per engagement event posted (the last few once delivered).
 	Postbacks []PostbackRecord `json:"postbacks"`
+	// PostbackSeq is the seq of the last postback queued.
+	PostbackSeq int `json:"postback_seq,omitempty"`
+	// FoldedPostbacks counts the engagement postbacks not sent: over the
+	// maxEngagementPostbacks per endpoint a message posts.
+	FoldedPostbacks int `json:"folded_postbacks,omitempty"`
+	// CompactedPostbacks counts the delivered engagement postbacks no longer
+	// listed in Postbacks (beyond keepDeliveredEngagement per endpoint).
+	CompactedPostbacks int `json:"compacted_postbacks,omitempty"`
 	// Fallback is the escalation policy and what it did.
 	Fallback FallbackState `json:"fallback"`
 }
+
+// EventCount counts one type of event.
+type EventCount struct {
+	Type     message.EventType `json:"type"`
+	Received int               `json:"received"`
+	Folded   int               `json:"folded,omitempty"`
+}
+
+// Bounds of the timeline: whatever the traffic, it keeps per event type the
+// first keepFirstOfType and the last keepLastOfType events that changed
+// nothing, besides every event that changed the status; maxHeldPerType events
+// of each type wait for the send's outcome.
+const (
+	keepFirstOfType = 1
+	keepLastOfType  = 3
+	maxHeldPerType  = keepFirstOfType + keepLastOfType
+)
+
+// Continue-as-new bounds of a run, well within Temporal's limits (10,000
+// signals, 51,200 events per run): past either, the run hands over.
+const (
+	maxSignalsPerRun = 4000
+	maxEventsPerRun  = 20000
+)
 
 // EventRecord is one event in a message's timeline.
 type EventRecord struct {
@@ -131,11 +209,15 @@ func Message(ctx workflow.Context, in MessageInput) (State, error) {
 }
 
 type messageImpl struct {
-	in       MessageInput
-	state    State
-	seen     map[string]bool // dedupe keys of State.Events
-	held     []int           // indexes of events received before the send outcome
+	in    MessageInput
+	state State
+	carry Carry
+	seen  *dedupe
+	// held are the events received before the send's outcome, applied after it.
+	held     []EventRecord
 	sendDone bool
+	// signals counts the signals this run took in (see maxSignalsPerRun).
+	signals int
 	// inFlight counts the postback senders waiting on an activity.
 	inFlight int
 	// draining stops the postback sender before a continue-as-new.
@@ -148,16 +230,23 @@ type messageImpl struct {
 
 func newMessageImpl(ctx workflow.Context, in MessageInput) *messageImpl {
 	in.Policy = in.Policy.withDefaults()
-	m := &messageImpl{in: in, seen: map[string]bool{}}
+	m := &messageImpl{in: in}
 	if in.Carried != nil {
 		m.state = *in.Carried
 		m.sendDone = true
+		if in.Carry != nil {
+			m.carry = *in.Carry
+		}
+		m.carry.Runs++
+		m.seen = unpackDedupe(m.carry.Seen)
+		m.carry.Seen = nil
 		for _, e := range m.state.Events {
-			m.seen[dedupeKey(e.Provider, e.ID)] = true
+			m.seen.add(dedupeKey(e.Provider, e.ID))
 		}
 		m.searchWritten = m.startSearchValues()
 		return m
 	}
+	m.seen = unpackDedupe(nil)
 	now := workflow.Now(ctx)
 	m.state = State{
 		DispatchID:     in.DispatchID,
@@ -199,6 +288,9 @@ func (m *messageImpl) setup(ctx workflow.Context) error {
 	return workflow.SetQueryHandler(ctx, QueryState, func() (State, error) {
 		st := m.state
 		st.Fallback = m.fallbackView()
+		if len(m.held) > 0 {
+			st.Events = append(slices.Clone(st.Events), m.held...)
+		}
 		return st, nil
 	})
 }
@@ -231,19 +323,32 @@ func (m *messageImpl) run(ctx workflow.Context) (State, error) {
 	for {
 		// One timer at a time, never cancelled: when it fires, it is re-armed if the
 		// deadline moved meanwhile. Status changes therefore cost no timer events.
-		timer := workflow.NewTimerWithOptions(ctx, m.state.TrackingUntil.Sub(workflow.Now(ctx)),
-			workflow.TimerOptions{Summary: "tracking window"})
-		if err := workflow.Await(ctx, func() bool { return timer.IsReady() || m.continueAsNewSuggested(ctx) }); err != nil {
+		// Past the tracking window, held postbacks keep the message open until
+		// they are replayed or their hold runs out.
+		due := m.closeDue()
+		if wait := due.Sub(workflow.Now(ctx)); wait > 0 {
+			timer := workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: m.closeTimerSummary()})
+			if err := workflow.Await(ctx, func() bool {
+				return timer.IsReady() || m.mustContinue(ctx) || m.closeDue().Before(due)
+			}); err != nil {
+				return m.state, err
+			}
+			if m.mustContinue(ctx) {
+				return m.state, m.continueAsNew(ctx)
+			}
+			if !timer.IsReady() {
+				continue // a held postback was replayed: the message may close sooner
+			}
+		}
+		m.expireHeld(ctx)
+		if err := workflow.Await(ctx, func() bool { return m.idle() || m.mustContinue(ctx) }); err != nil {
 			return m.state, err
 		}
-		if !timer.IsReady() {
+		if m.mustContinue(ctx) {
 			return m.state, m.continueAsNew(ctx)
 		}
-		if err := workflow.Await(ctx, m.idle); err != nil {
-			return m.state, err
-		}
 		m.drainEvents(ctx)
-		if m.idle() && !workflow.Now(ctx).Before(m.state.TrackingUntil) {
+		if m.idle() && !workflow.Now(ctx).Before(m.closeDue()) {
 			break
 		}
 	}
@@ -254,18 +359,39 @@ func (m *messageImpl) run(ctx workflow.Context) (State, error) {
 	return m.state, nil
 }
 
+// closeDue is when the message may close: the end of its tracking window, or,
+// while a postback is held, when the first hold runs out.
+func (m *messageImpl) closeDue() time.Time {
+	if due := m.holdDue(); due.After(m.state.TrackingUntil) {
+		return due
+	}
+	return m.state.TrackingUntil
+}
+
+func (m *messageImpl) closeTimerSummary() string {
+	if m.holdDue().After(m.state.TrackingUntil) {
+		return "held postbacks: maximum hold"
+	}
+	return "tracking window"
+}
+
 // idle: the send has an outcome, no postback is waiting or in flight, and no
 // fallback deadline or ladder is running.
 func (m *messageImpl) idle() bool {
 	return m.sendDone && m.inFlight == 0 && !m.postbacksWaiting() && !m.fb.running && !m.deadlinePending()
 }
 
-func (m *messageImpl) continueAsNewSuggested(ctx workflow.Context) bool {
-	return workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+// mustContinue reports whether the run should hand over to a fresh one: Temporal
+// suggests it, or the run took in Policy.MaxRunSignals signals or has
+// maxEventsPerRun history events.
+func (m *messageImpl) mustContinue(ctx workflow.Context) bool {
+	info := workflow.GetInfo(ctx)
+	return info.GetContinueAsNewSuggested() || m.signals >= m.in.Policy.MaxRunSignals || info.GetCurrentHistoryLength() >= maxEventsPerRun
 }
 
-// continueAsNew carries the state into a fresh run once nothing is in flight: the
-// in-flight postback (if any) finishes first, pending ones are carried.
+// continueAsNew carries a compact state into a fresh run once no activity is in
+// flight: a postback attempt under way finishes first; a postback waiting to
+// retry is carried with its due time, and the next run resumes it then.
 func (m *messageImpl) continueAsNew(ctx workflow.Context) error {
 	m.draining = true
 	if err := workflow.Await(ctx, func() bool { return m.sendDone && m.inFlight == 0 && !m.fb.running }); err != nil {
@@ -276,9 +402,14 @@ func (m *messageImpl) continueAsNew(ctx workflow.Context) error {
 		return err
 	}
 	m.flushSearchAttributes(ctx)
+	m.compactPostbacks(true)
 	next := m.in
 	carried := m.state
-	next.Carried = &carried
+	carry := m.carry
+	carry.Seen = m.seen.pack()
+	next.Carried, next.Carry = &carried, &carry
+	workflow.GetLogger(ctx).Info("continuing as new", "dispatch_id", m.state.DispatchID, "runs", carry.Runs+1,
+		"signals", m.signals, "history_length", workflow.GetInfo(ctx).GetCurrentHistoryLength())
 	return workflow.NewContinueAsNewError(ctx, MessageWorkflow, next)
 }
 
@@ -288,6 +419,7 @@ func (m *messageImpl) drainEvents(ctx workflow.Context) {
 	m.drainFallbackStatuses(ctx)
 	var ev message.Event
 	for m.events.ReceiveAsync(&ev) {
+		m.signals++
 		m.onEvent(ctx, ev)
 		ev = message.Event{}
 	}
@@ -296,31 +428,89 @@ func (m *messageImpl) drainEvents(ctx workflow.Context) {
 // onEvent records an ESP event and applies it, unless it is a duplicate. Events that
 // arrive before the send outcome is known are held and applied after it.
 func (m *messageImpl) onEvent(ctx workflow.Context, ev message.Event) {
+	ev = ev.Bounded() // intake bounds them too; a signal may come from elsewhere
 	key := ev.DedupeKey()
-	if m.seen[key] {
+	if m.seen.has(key) {
 		m.state.DuplicateEvents++
 		return
 	}
-	m.seen[key] = true
-	m.state.Events = append(m.state.Events, EventRecord{
+	m.seen.add(key)
+	rec := EventRecord{
 		Provider: ev.Provider, Type: ev.Type, RawType: ev.RawType, ID: ev.ID,
 		Timestamp: ev.Timestamp, ReceivedAt: ev.ReceivedAt, Reason: ev.Reason,
-	})
-	idx := len(m.state.Events) - 1
+	}
+	count := m.count(rec.Type)
 	if ev.Provider == intakeGeneric && ev.Workspace != m.in.Request.Workspace && ev.Workspace != message.AnyWorkspace {
 		// Authenticated with another workspace's intake secret: it may report on
 		// that workspace's messages only.
 		if workflow.GetVersion(ctx, versionProviderBound, workflow.DefaultVersion, 1) == 1 {
-			m.state.Events[idx].Note = "ignored: posted to the generic intake with another workspace's secret"
+			rec.Note = "ignored: posted to the generic intake with another workspace's secret"
+			m.state.Events = append(m.state.Events, rec)
+			m.fold(ctx, rec.Type)
 			return
 		}
 	}
 	if !m.sendDone {
-		m.state.Events[idx].Note = "held until the ESP answers the send"
-		m.held = append(m.held, idx)
+		held := 0
+		for _, h := range m.held {
+			if h.Type == rec.Type {
+				held++
+			}
+		}
+		if held >= maxHeldPerType {
+			// The same kind of event again before the send's outcome: it can
+			// change nothing the held ones do not.
+			count.Folded++
+			m.state.FoldedEvents++
+			metrics.EventFolded(ctx)
+			return
+		}
+		rec.Note = "held until the ESP answers the send"
+		m.held = append(m.held, rec)
 		return
 	}
-	m.apply(ctx, idx)
+	m.state.Events = append(m.state.Events, rec)
+	m.apply(ctx, len(m.state.Events)-1)
+	m.fold(ctx, rec.Type)
+}
+
+// count is the counter of events of type t, added when missing.
+func (m *messageImpl) count(t message.EventType) *EventCount {
+	for i := range m.state.EventCounts {
+		if m.state.EventCounts[i].Type == t {
+			m.state.EventCounts[i].Received++
+			return &m.state.EventCounts[i]
+		}
+	}
+	m.state.EventCounts = append(m.state.EventCounts, EventCount{Type: t, Received: 1})
+	return &m.state.EventCounts[len(m.state.EventCounts)-1]
+}
+
+// fold keeps the timeline bounded: of the events of type t that changed
+// nothing, it keeps the first keepFirstOfType and the last keepLastOfType, and
+// counts the others out. Events that changed the status, and the send's own
+// record, always stay.
+func (m *messageImpl) fold(ctx workflow.Context, t message.EventType) {
+	for {
+		var idx []int
+		for i, e := range m.state.Events {
+			if e.Type == t && !e.ChangedStatus && e.ID != sendEventID {
+				idx = append(idx, i)
+			}
+		}
+		if len(idx) <= keepFirstOfType+keepLastOfType {
+			return
+		}
+		i := idx[keepFirstOfType]
+		m.state.Events = slices.Delete(m.state.Events, i, i+1)
+		for j := range m.state.EventCounts {
+			if m.state.EventCounts[j].Type == t {
+				m.state.EventCounts[j].Folded++
+			}
+		}
+		m.state.FoldedEvents++
+		metrics.EventFolded(ctx)
+	}
 }
 
 // versionProviderBound guards the rule that only the provider that carried a
@@ -430,8 +620,12 @@ func (m *messageImpl) describe(ctx workflow.Context) {
 		counts[p.State]++
 	}
 	b.WriteString(fmt.Sprintf("\n\n**Postbacks:** %d delivered, %d waiting, %d failed, %d held, %d skipped",
-		counts[PostbackDelivered], counts[PostbackPending]+counts[PostbackDelivering], counts[PostbackFailed],
+		counts[PostbackDelivered]+st.CompactedPostbacks, counts[PostbackPending]+counts[PostbackDelivering], counts[PostbackFailed],
 		counts[PostbackHeld], counts[PostbackSkipped]))
+	if st.FoldedEvents > 0 || st.FoldedPostbacks > 0 {
+		b.WriteString(fmt.Sprintf("\n\n**Folded:** %d events kept as counts only, %d engagement postbacks not sent (over %d per endpoint)",
+			st.FoldedEvents, st.FoldedPostbacks, maxEngagementPostbacks))
+	}
 	if fb := st.Fallback; fb.State != FallbackNone {
 		b.WriteString(fmt.Sprintf("\n\n**Fallback:** %s", fb.State))
 		if fb.Reason != "" {
@@ -456,6 +650,13 @@ func (m *messageImpl) identity() message.Identity {
 
 // send hands the email to the ESP and applies the outcome as our own event, then
 // the ESP events held meanwhile.
+//
+// The hand-over is a regular activity: Temporal records its result when the
+// activity completes, whatever happens to the worker afterwards, so a crash
+// after the ESP accepted can replay nothing but the postbacks. (A local
+// activity's result is recorded only with its workflow task, after the sent
+// postback's first attempt.) The workflow task ends as soon as the activity is
+// scheduled, so queries answer while the ESP takes its time.
 func (m *messageImpl) send(ctx workflow.Context) {
 	var a *activities.Activities
 	req := m.in.Request
@@ -463,30 +664,42 @@ func (m *messageImpl) send(ctx workflow.Context) {
 		DispatchID: m.state.DispatchID, From: req.From, To: req.To, Subject: req.Subject, Text: req.Text, HTML: req.HTML,
 	}}
 	var res activities.SendResult
-	_, err := execute(ctx, a.Send, in, &res, callOptions{
-		Summary:      "hand the email to the ESP",
-		FirstTimeout: 10 * time.Second,
-		Timeout:      30 * time.Second,
-		Retry:        retryPolicyWithin(m.in.Policy.SendRetryWindow, time.Second, 5*time.Minute),
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		ActivityID:          sendEventID,
+		StartToCloseTimeout: sendAttemptTimeout,
+		RetryPolicy:         retryPolicyWithin(m.in.Policy.SendRetryWindow, time.Second, 5*time.Minute),
+		Summary:             "hand the email to the ESP",
 	})
+	err := workflow.ExecuteActivity(actx, a.Send, in).Get(actx, &res)
 	now := workflow.Now(ctx)
 	rec := EventRecord{Provider: "dispatchflow", ID: sendEventID, ReceivedAt: now, Timestamp: now}
 	if err == nil {
 		m.state.ESP = &res.Receipt
 		m.state.SendTimes.ExecutedAt, m.state.SendTimes.SentAt = res.ExecutedAt, res.SentAt
-		rec.Provider, rec.Type, rec.RawType = res.Receipt.Provider, message.EventSent, res.Receipt.Response
+		rec.Provider, rec.Type, rec.RawType = res.Receipt.Provider, message.EventSent, message.Cut(res.Receipt.Response, message.MaxRawTypeLength)
 		rec.Timestamp, rec.ReceivedAt = res.SentAt, res.SentAt
 	} else {
-		rec.Type, rec.Reason = message.EventAborted, sendFailureReason(err)
+		rec.Type, rec.Reason = message.EventAborted, message.CutReason(sendFailureReason(err))
 	}
+	// The timeline is in the order events apply: the outcome, then the events
+	// held meanwhile, in arrival order.
 	m.state.Events = append(m.state.Events, rec)
 	m.sendDone = true
 	m.apply(ctx, len(m.state.Events)-1)
-	for _, idx := range m.held {
-		m.apply(ctx, idx)
+	first := len(m.state.Events)
+	m.state.Events = append(m.state.Events, m.held...)
+	for i := range m.held {
+		m.apply(ctx, first+i)
+	}
+	for _, h := range m.held {
+		m.fold(ctx, h.Type)
 	}
 	m.held = nil
 }
+
+// sendAttemptTimeout bounds one hand-over attempt: the ESP clients' own
+// timeouts are shorter.
+const sendAttemptTimeout = 30 * time.Second
 
 // sendEventID is the id of the timeline's record of our own hand-over to the ESP.
 const sendEventID = "send"

@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -101,11 +102,11 @@ type activityCall struct {
 	Local   bool      // run as a local activity
 	Attempt int32
 	// Postback only: the body's status, the engagement event, the route (endpoint
-	// id or URL), the error type and next retry delay of a failure.
+	// id or URL), the outcome and the next attempt's delay.
 	Status  message.Status
 	Event   message.EventType
 	Route   string
-	ErrType string
+	Outcome string
 	Delay   time.Duration
 	Input   activities.PostbackInput // Postback only
 	SendIn  activities.SendInput     // Send only
@@ -116,8 +117,10 @@ type activityCall struct {
 type pbAnswer struct {
 	// Status is the HTTP status answered; 0 is 200 OK.
 	Status int
-	// Disabled: the endpoint is switched off, nothing is sent (ErrEndpointDisabled).
+	// Disabled: the endpoint is switched off, nothing is sent (OutcomeHeld).
 	Disabled bool
+	// Slow: the endpoint answered slowly lately; a first attempt is deferred.
+	Slow bool
 }
 
 // pbDown is the answer of an endpoint that is down.
@@ -154,7 +157,6 @@ type harness struct {
 	mu      sync.Mutex
 	sends   []activityCall
 	posts   []activityCall
-	logs    map[string][]postback.Attempt // attempts log per webhook id: the real activity's heartbeat
 	queries map[string]workflows.State
 	qerrs   []error
 }
@@ -167,7 +169,7 @@ func newHarness(t *testing.T) *harness {
 	env := suite.NewTestWorkflowEnvironment()
 	env.SetStartTime(t0)
 	return &harness{t: t, env: env, in: testInput(), schedule: postback.DefaultSchedule,
-		logs: map[string][]postback.Attempt{}, queries: map[string]workflows.State{}}
+		queries: map[string]workflows.State{}}
 }
 
 func (h *harness) installMocks() {
@@ -202,11 +204,11 @@ func (h *harness) installMocks() {
 }
 
 // postback is the mocked Postback activity. It keeps the real one's contract
-// (activities.Postback): the attempts log in the result and in every error's
-// details, carried across the regular activity's retries; a failure is a
-// retryable ErrPostbackStatus whose NextRetryDelay is the schedule's step, until
-// the schedule runs out (ErrPostbackGivenUp); 410 is ErrEndpointGone; a disabled
-// endpoint is ErrEndpointDisabled with nothing sent.
+// (activities.Postback): one attempt per call, whose outcome says what the
+// workflow does next — delivered; retry after the schedule's step (without
+// jitter), until the schedule runs out (failed); held on a disabled endpoint
+// (nothing sent) or a 410 (a postback_url then fails); deferred, nothing sent,
+// for a first attempt to a slow endpoint.
 func (h *harness) postback(ctx context.Context, in activities.PostbackInput) (activities.PostbackResult, error) {
 	info := activity.GetInfo(ctx)
 	now := h.env.Now()
@@ -216,47 +218,40 @@ func (h *harness) postback(ctx context.Context, in activities.PostbackInput) (ac
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	log := slices.Clone(in.Attempts)
-	if !info.IsLocalActivity && info.Attempt > 1 {
-		log = h.logs[in.WebhookID]
-	}
 	call := activityCall{At: now, Local: info.IsLocalActivity, Attempt: info.Attempt,
 		Status: in.Notification.Postback.Status, Event: in.Notification.Event, Route: in.EndpointID + in.URL, Input: in}
-	fail := func(msg, typ string, nonRetryable bool, delay time.Duration) (activities.PostbackResult, error) {
-		call.Err = temporal.NewApplicationErrorWithOptions(msg, typ, temporal.ApplicationErrorOptions{
-			NonRetryable: nonRetryable, NextRetryDelay: delay, Details: []any{log},
-		})
-		call.ErrType, call.Delay = typ, delay
+	answer := func(res activities.PostbackResult) (activities.PostbackResult, error) {
+		call.Outcome, call.Delay = res.Outcome, res.RetryIn
 		h.posts = append(h.posts, call)
-		return activities.PostbackResult{}, call.Err
+		return res, nil
 	}
 	if ans.Disabled {
-		return fail("endpoint "+in.EndpointID+" is disabled: by an operator", activities.ErrEndpointDisabled, true, 0)
+		return answer(activities.PostbackResult{Outcome: activities.OutcomeHeld, Error: "endpoint " + in.EndpointID + " is disabled: by an operator"})
+	}
+	if ans.Slow && in.First {
+		return answer(activities.PostbackResult{Outcome: activities.OutcomeDeferred})
 	}
 	code := cmp.Or(ans.Status, http.StatusOK)
 	at := postback.Attempt{At: now, StatusCode: code, Class: postback.Classify(code)}
-	made := len(in.Attempts) + int(info.Attempt)
+	made := in.Made + int(info.Attempt)
 	switch at.Class {
 	case postback.ClassSuccess:
-		log = append(log, at)
-		h.logs[in.WebhookID] = log
-		h.posts = append(h.posts, call)
-		return activities.PostbackResult{StatusCode: code, Attempt: info.Attempt, DeliveredAt: now, Attempts: log}, nil
+		return answer(activities.PostbackResult{Outcome: activities.OutcomeDelivered, Attempt: at, DeliveredAt: now})
 	case postback.ClassGone:
 		at.Error = "endpoint answered 410 Gone"
-		log = append(log, at)
-		return fail(at.Error, activities.ErrEndpointGone, true, 0)
+		if in.EndpointID == "" {
+			return answer(activities.PostbackResult{Outcome: activities.OutcomeFailed, Attempt: at, Error: at.Error})
+		}
+		return answer(activities.PostbackResult{Outcome: activities.OutcomeHeld, Attempt: at, Error: at.Error + "; endpoint " + in.EndpointID + " disabled"})
 	}
 	at.Error = fmt.Sprintf("endpoint answered %d %s", code, http.StatusText(code))
+	at.ResponseBody = strings.Repeat("x", postback.MaxResponseBody) // as long as an answer is kept
 	delay, ok := h.schedule.Delay(made, rand.New(halfRand{}))
 	if !ok {
-		log = append(log, at)
-		return fail(fmt.Sprintf("%s; given up after %d attempts", at.Error, made), activities.ErrPostbackGivenUp, true, 0)
+		return answer(activities.PostbackResult{Outcome: activities.OutcomeFailed, Attempt: at, Error: fmt.Sprintf("%s; given up after %d attempts", at.Error, made)})
 	}
 	at.NextAttemptAt = now.Add(delay)
-	log = append(log, at)
-	h.logs[in.WebhookID] = log
-	return fail(at.Error, activities.ErrPostbackStatus, false, delay)
+	return answer(activities.PostbackResult{Outcome: activities.OutcomeRetry, Attempt: at, Error: at.Error, RetryIn: delay})
 }
 
 // event is an ESP event of the test provider.
@@ -357,7 +352,7 @@ func pbStatuses(ps []workflows.PostbackRecord) []message.Status {
 func okCallStatuses(calls []activityCall) []message.Status {
 	out := []message.Status{}
 	for _, c := range calls {
-		if c.Err == nil {
+		if c.Outcome == activities.OutcomeDelivered {
 			out = append(out, c.Status)
 		}
 	}
@@ -469,7 +464,7 @@ func TestMessageHappyPath(t *testing.T) {
 		jsonEqual(t, want, in.Notification.Postback, "postback "+string(s)+" posted body")
 		require.Equalf(t, testURL, in.URL, "postback %s url", s)
 		require.Emptyf(t, in.EndpointID, "postback %s endpoint id", s)
-		require.Emptyf(t, in.Attempts, "postback %s: attempts before the first", s)
+		require.Zerof(t, in.Made, "postback %s: attempts before the first", s)
 		require.Equalf(t, "ann@example.com", in.Notification.Recipient, "postback %s recipient", s)
 		require.Equalf(t, testProvider, in.Notification.Provider, "postback %s provider", s)
 		require.Equalf(t, "Hello", in.Notification.Subject, "postback %s subject", s)
@@ -498,7 +493,7 @@ func TestMessageHappyPath(t *testing.T) {
 
 	sends := h.sendCalls()
 	require.Len(t, sends, 1)
-	require.True(t, sends[0].Local, "Send: got a regular activity, want the local attempt only")
+	require.False(t, sends[0].Local, "Send: got a local activity, want the regular one (its result recorded before any postback)")
 	req := testInput().Request
 	require.Equal(t, esp.Email{DispatchID: testDispatchID, From: req.From, To: req.To, Subject: req.Subject, Text: req.Text, HTML: req.HTML},
 		sends[0].SendIn.Email, "email handed to the ESP")
@@ -720,14 +715,15 @@ func TestMessageEventsBeforeSendCompletes(t *testing.T) {
 			order := []message.Status{message.StatusSent, message.StatusProcessed, message.StatusDelivered}
 			require.Equal(t, order, pbStatuses(st.Postbacks), "sent must be the first postback")
 			require.Equal(t, order, okCallStatuses(h.postCalls()))
-			// Timeline: held events in arrival order, then the send outcome; all applied.
-			require.Equal(t, []message.EventType{message.EventProcessed, message.EventDelivered, message.EventSent}, eventTypes(st.Events))
+			// Timeline in the order applied: the send outcome, then the held events
+			// in arrival order.
+			require.Equal(t, []message.EventType{message.EventSent, message.EventProcessed, message.EventDelivered}, eventTypes(st.Events))
 			for _, e := range st.Events {
 				require.Truef(t, e.ChangedStatus, "event %s: got ChangedStatus false, want true", e.Type)
 				require.Emptyf(t, e.Note, "event %s note", e.Type)
 			}
 			// The processed postback carries the ESP's own timestamp, not the apply time.
-			sameTime(t, st.Events[0].Timestamp, st.Postbacks[1].Body.Metadata.ProcessedAt.Time, "processed_at")
+			sameTime(t, st.Events[1].Timestamp, st.Postbacks[1].Body.Metadata.ProcessedAt.Time, "processed_at")
 		})
 	}
 }
@@ -772,7 +768,7 @@ func TestMessageSendRefused(t *testing.T) {
 			signals:    []time.Duration{time.Second, 2 * time.Second},
 			wantSends:  1,
 			abortAt:    5 * time.Second,
-			wantEvents: []message.EventType{message.EventDelivered, message.EventBounced, message.EventAborted},
+			wantEvents: []message.EventType{message.EventAborted, message.EventDelivered, message.EventBounced}, // in the order applied
 		},
 	}
 	for _, tc := range tests {
@@ -831,9 +827,8 @@ func TestMessageSendRetried(t *testing.T) {
 	require.Equal(t, message.StatusSent, st.Status)
 	sends := h.sendCalls()
 	require.Len(t, sends, 3, "Send calls")
-	require.True(t, sends[0].Local, "first Send call: got regular, want local")
-	for i, c := range sends[1:] {
-		require.Falsef(t, c.Local, "Send call %d: got local, want the regular activity", i+2)
+	for i, c := range sends {
+		require.Falsef(t, c.Local, "Send call %d: got local, want the regular activity", i+1)
 		require.Equal(t, int32(i+1), c.Attempt, "regular attempt")
 	}
 	require.Equal(t, []message.Status{message.StatusSent}, pbStatuses(st.Postbacks))
@@ -885,9 +880,8 @@ func TestMessageDelayedBounce(t *testing.T) {
 }
 
 // 9. An endpoint that is down does not block the intake, and postbacks stay in
-// order: the first attempt is local, the next one waits the activity's
-// NextRetryDelay on a durable timer, the later ones are the regular activity's
-// retries on the endpoint's schedule (5s, 5m, 30m, …).
+// order: the first attempt is local, the next ones are regular activities, each
+// after the endpoint's schedule step (5s, 5m, 30m, …) on a durable timer.
 func TestMessagePostbackEndpointDown(t *testing.T) {
 	h := newHarness(t)
 	upAt := t0.Add(30 * time.Minute)
@@ -908,7 +902,9 @@ func TestMessagePostbackEndpointDown(t *testing.T) {
 	require.Equal(t, workflows.PostbackDelivering, down.Postbacks[0].State)
 	require.Equal(t, workflows.PostbackPending, down.Postbacks[1].State)
 	require.Equal(t, workflows.PostbackPending, down.Postbacks[2].State)
-	require.Len(t, down.Postbacks[0].Attempts, 1, "while retrying: the log of the local attempt")
+	require.Len(t, down.Postbacks[0].Attempts, 3, "while retrying: the attempts so far (at once, 5s, 5m later)")
+	require.Equal(t, 3, down.Postbacks[0].AttemptCount)
+	sameTime(t, t0.Add(35*time.Minute+5*time.Second), down.Postbacks[0].NextAttemptAt, "next attempt while retrying")
 	require.Equal(t, "endpoint answered 503 Service Unavailable", down.Postbacks[0].LastError)
 
 	calls := h.postCalls()
@@ -918,12 +914,11 @@ func TestMessagePostbackEndpointDown(t *testing.T) {
 	done := 0 // postbacks delivered so far
 	for i, c := range calls {
 		require.Equalf(t, order[done], c.Status, "call %d at +%s: got a call for %s while %s is not delivered", i, c.At.Sub(t0), c.Status, order[done])
-		if c.Err == nil {
+		if c.Outcome == activities.OutcomeDelivered {
 			done++
 		}
 	}
-	// The sent postback: local at once, then after 5s (the timer), 5m and 30m (the
-	// activity's retries).
+	// The sent postback: local at once, then after 5s, 5m and 30m.
 	var sentAts []time.Duration
 	for _, c := range calls {
 		if c.Status == message.StatusSent {
@@ -934,14 +929,15 @@ func TestMessagePostbackEndpointDown(t *testing.T) {
 		"sent postback attempts")
 	require.True(t, calls[0].Local && !calls[1].Local, "first attempt local, retries regular")
 	for i, c := range calls[1:4] {
-		require.Equalf(t, int32(i+1), c.Attempt, "regular activity attempt %d", i+1)
-		require.Lenf(t, c.Input.Attempts, 1, "regular attempt %d: the local attempt heads its log", i+1)
+		require.Equalf(t, int32(1), c.Attempt, "regular activity %d: its first attempt", i+1)
+		require.Equalf(t, i+1, c.Input.Made, "regular activity %d: attempts made before it", i+1)
 	}
 
 	for _, p := range st.Postbacks {
 		require.Equalf(t, workflows.PostbackDelivered, p.State, "postback %s", p.Status)
 		require.Emptyf(t, p.LastError, "postback %s last error", p.Status)
 	}
+	require.Equal(t, len(sentAts), st.Postbacks[0].AttemptCount, "sent postback: attempts counted")
 	log := st.Postbacks[0].Attempts
 	require.Len(t, log, len(sentAts), "sent postback attempts log: got recorded, want calls made")
 	for i, a := range log {
@@ -994,7 +990,7 @@ func TestMessagePostbackGivenUp(t *testing.T) {
 	}
 	require.Equal(t, []time.Duration{0, 5 * time.Second, time.Minute + 5*time.Second, 11*time.Minute + 5*time.Second}, sentAts,
 		"sent postback attempts: the schedule's 4")
-	require.Equal(t, activities.ErrPostbackGivenUp, calls[len(sentAts)-1].ErrType, "the last attempt gives up")
+	require.Equal(t, activities.OutcomeFailed, calls[len(sentAts)-1].Outcome, "the last attempt gives up")
 	require.False(t, firstProcessed.Before(lastSent), "processed postback attempted before sent was given up")
 
 	sent := st.Postbacks[0]
@@ -1135,17 +1131,22 @@ func TestMessageContinueAsNew(t *testing.T) {
 		downUntil time.Duration
 		// wantCANAt: when the run continues as new (after the in-flight postback).
 		wantCANAt time.Duration
-		// wantPending: postbacks carried as pending.
-		wantPending []message.Status
+		// wantPending: postbacks carried as pending; wantRetrying: as waiting to
+		// retry, due at t0+wantDue.
+		wantPending  []message.Status
+		wantRetrying []message.Status
+		wantDue      time.Duration
 		// buffered: events delivered with the suggestion, in the same workflow task.
 		buffered []message.Event
 	}{
 		{name: "postbacks done", wantCANAt: 3 * time.Minute},
 		{
-			// The sent postback is retrying when continue-as-new is suggested: the run
-			// waits for it (attempts at once, then 5s, 5m and 30m later, on the
-			// endpoint's schedule) and carries the others as pending.
-			name: "postback in flight", downUntil: 30 * time.Minute, wantCANAt: 35*time.Minute + 5*time.Second,
+			// The sent postback waits to retry when continue-as-new is suggested
+			// (attempts at once and 5s later; the next is due 5m later): the run
+			// does not wait for it, but carries it with its due time, and the
+			// others as pending. The next run makes the attempt when it is due.
+			name: "postback waiting to retry", downUntil: 30 * time.Minute, wantCANAt: 3 * time.Minute,
+			wantRetrying: []message.Status{message.StatusSent}, wantDue: 5*time.Minute + 5*time.Second,
 			wantPending: []message.Status{message.StatusProcessed, message.StatusDelivered},
 		},
 		{
@@ -1201,13 +1202,18 @@ func TestMessageContinueAsNew(t *testing.T) {
 			require.Equal(t, wantPostbacks, pbStatuses(carried.Postbacks))
 			posted := map[message.Status]bool{}
 			for _, c := range h.postCalls() {
-				if c.Err == nil {
+				if c.Outcome == activities.OutcomeDelivered {
 					posted[c.Status] = true
 				}
 			}
-			pending := []message.Status{}
+			pending, retrying := []message.Status{}, []message.Status{}
 			for _, p := range carried.Postbacks {
 				switch p.State {
+				case workflows.PostbackDelivering:
+					sameTime(t, t0.Add(tc.wantDue), p.NextAttemptAt, "carried postback's next attempt")
+					require.Equal(t, 2, p.AttemptCount, "carried postback's attempts made")
+					require.Len(t, p.Attempts, 2, "its attempts log carried (a finished postback's is not)")
+					retrying = append(retrying, p.Status)
 				case workflows.PostbackDelivered:
 					require.Truef(t, posted[p.Status], "postback %s carried as delivered but never posted", p.Status)
 				case workflows.PostbackPending:
@@ -1221,6 +1227,10 @@ func TestMessageContinueAsNew(t *testing.T) {
 				tc.wantPending = []message.Status{}
 			}
 			require.Equal(t, tc.wantPending, pending, "postbacks carried as pending")
+			if tc.wantRetrying == nil {
+				tc.wantRetrying = []message.Status{}
+			}
+			require.Equal(t, tc.wantRetrying, retrying, "postbacks carried waiting to retry")
 
 			// The next run: no second send, pending postbacks delivered, dedupe kept.
 			h2 := newHarness(t)
@@ -1239,6 +1249,15 @@ func TestMessageContinueAsNew(t *testing.T) {
 			all = append(all, okCallStatuses(h.postCalls())...)
 			all = append(all, okCallStatuses(h2.postCalls())...)
 			require.Equal(t, wantPostbacks, all, "each postback posted once across runs")
+			if len(tc.wantRetrying) > 0 {
+				// The carried retry is made at its due time, as a regular activity
+				// that continues the endpoint's schedule.
+				first := h2.postCalls()[0]
+				require.Equal(t, tc.wantRetrying[0], first.Status)
+				sameTime(t, t0.Add(tc.wantDue), first.At, "carried retry made when due")
+				require.False(t, first.Local, "carried retry: a regular activity")
+				require.Equal(t, 2, first.Input.Made, "carried retry: attempts made before it")
+			}
 			sameTime(t, t0.Add(closeAfter(time.Hour, carried.UpdatedAt.Sub(t0))), h2.env.Now(), "completion: the tracking deadline carried from run 1")
 			lastChange := 2 * time.Minute
 			if len(tc.buffered) > 0 {

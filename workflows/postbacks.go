@@ -11,6 +11,7 @@ import (
 
 	"github.com/dispatchflow/dispatchflow/activities"
 	"github.com/dispatchflow/dispatchflow/message"
+	"github.com/dispatchflow/dispatchflow/metrics"
 	"github.com/dispatchflow/dispatchflow/postback"
 )
 
@@ -55,17 +56,23 @@ type PostbackRecord struct {
 	// Endpoint is the route's label; Route its index in the message's routes.
 	Endpoint string `json:"endpoint,omitempty"`
 	Route    int    `json:"route"`
-	// WebhookID is the postback's webhook-id header: the same on every retry and replay.
+	// WebhookID is the postback's webhook-id header: the same on every retry and
+	// replay, always with the same body.
 	WebhookID string `json:"webhook_id,omitempty"`
 	State     string `json:"state"`
-	// Attempts is the log of HTTP attempts, oldest first (the last
-	// activities.MaxAttemptsLog). While a postback is retried, the API adds the
-	// live log from Temporal.
-	Attempts    []postback.Attempt `json:"attempts"`
-	LastError   string             `json:"last_error,omitempty"`
-	DeliveredAt time.Time          `json:"delivered_at,omitzero"`
-	// NextAttemptAt is when a failing postback is tried next (filled in by the API).
+	// Attempts is the log of the last HTTP attempts (at most maxAttemptsKept,
+	// oldest first; a finished engagement postback keeps its last one, and a
+	// finished one none once the message continued as new). AttemptCount counts them all
+	// since the postback was queued or last replayed.
+	Attempts     []postback.Attempt `json:"attempts"`
+	AttemptCount int                `json:"attempt_count,omitempty"`
+	LastError    string             `json:"last_error,omitempty"`
+	DeliveredAt  time.Time          `json:"delivered_at,omitzero"`
+	// NextAttemptAt is when a failing postback is tried next.
 	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
+	// HeldAt is when the postback was held (its endpoint disabled): it fails
+	// for good Policy.MaxHold later unless replayed.
+	HeldAt time.Time `json:"held_at,omitzero"`
 	// Replays counts the replays asked for.
 	Replays int `json:"replays,omitempty"`
 	// EventAt and ReceivedAt are when the event happened and reached dispatchflow.
@@ -75,16 +82,50 @@ type PostbackRecord struct {
 	Reason     string           `json:"reason,omitempty"`
 }
 
-// PostbackActivityID is the activity ID of postback seq, so the API can find a
-// retrying postback among the workflow's pending activities.
-func PostbackActivityID(seq int) string { return fmt.Sprintf("postback-%d", seq) }
+// Bounds of a message's postbacks: with the timeline's, they keep the state
+// small whatever the traffic (see maxStateBytes in the tests and docs/postbacks.md).
+const (
+	// maxEngagementPostbacks is how many engagement postbacks one message posts
+	// to one endpoint; later engagement events are counted (State.FoldedPostbacks).
+	maxEngagementPostbacks = 50
+	// keepDeliveredEngagement is how many delivered engagement postbacks per
+	// endpoint the state keeps; older ones are counted (State.CompactedPostbacks).
+	keepDeliveredEngagement = 5
+	// maxAttemptsKept bounds the attempts log of a postback being delivered.
+	maxAttemptsKept = 5
+)
 
-// ReplayInput selects the postbacks a replay re-sends. Empty fields select all.
+// PostbackActivityID is the activity ID of attempt n (1-based) of postback seq
+// made as a regular activity.
+func PostbackActivityID(seq, n int) string { return fmt.Sprintf("postback-%d-%d", seq, n) }
+
+// ReplayInput selects the postbacks a replay re-sends. Empty fields select all
+// finished postbacks (delivered, failed, held).
 type ReplayInput struct {
 	// Status (or engagement event) to replay: "bounced", "open", …
 	Status string `json:"status,omitempty"`
-	// Endpoint: the label of one route.
+	// Endpoint: the label of one route (an endpoint's id).
 	Endpoint string `json:"endpoint,omitempty"`
+	// States: of delivered, failed and held, those to replay.
+	States []string `json:"states,omitempty"`
+	// Since and Until bound when the postback's event reached dispatchflow
+	// (ReceivedAt): since inclusive, until exclusive.
+	Since time.Time `json:"since,omitzero"`
+	Until time.Time `json:"until,omitzero"`
+}
+
+// Validate names what is wrong with in: a state that is not delivered, failed
+// or held, or until not after since.
+func (in ReplayInput) Validate() error {
+	for _, st := range in.States {
+		if st != PostbackDelivered && st != PostbackFailed && st != PostbackHeld {
+			return fmt.Errorf("states: %q is not one of delivered, failed, held", st)
+		}
+	}
+	if !in.Since.IsZero() && !in.Until.IsZero() && !in.Since.Before(in.Until) {
+		return errors.New("until: must be after since")
+	}
+	return nil
 }
 
 // ReplayResult tells how many postbacks were queued again.
@@ -111,14 +152,23 @@ func (n notification) name() string {
 }
 
 // queuePostback appends one postback per route subscribed to n, for the route's
-// sender coroutine. A status with no route at all is recorded as skipped.
+// sender coroutine. A status with no route at all is recorded as skipped. The
+// body is fixed here, once: every attempt and replay of the postback's
+// webhook-id sends the same bytes.
 func (m *messageImpl) queuePostback(n notification) {
 	queued := false
 	for i, r := range m.in.Routes {
 		if !slices.Contains(r.Events, n.name()) {
 			continue
 		}
-		seq := len(m.state.Postbacks) + 1
+		if n.event != "" {
+			if m.carry.engagementQueued(i) >= maxEngagementPostbacks {
+				m.state.FoldedPostbacks++
+				continue
+			}
+			m.carry.EngagementQueued[i]++
+		}
+		seq := m.nextSeq()
 		m.state.Postbacks = append(m.state.Postbacks, PostbackRecord{
 			Seq: seq, Status: n.status, Event: n.event, Endpoint: r.Label, Route: i,
 			WebhookID: fmt.Sprintf("msg_%s_%d", m.state.DispatchID, seq),
@@ -129,11 +179,66 @@ func (m *messageImpl) queuePostback(n notification) {
 	}
 	if !queued && n.event == "" && len(m.in.Routes) == 0 {
 		m.state.Postbacks = append(m.state.Postbacks, PostbackRecord{
-			Seq: len(m.state.Postbacks) + 1, Status: n.status, Route: -1, State: PostbackSkipped,
+			Seq: m.nextSeq(), Status: n.status, Route: -1, State: PostbackSkipped,
 			LastError: "no postback endpoint: set postback_url, DISPATCHFLOW_POSTBACK_URL or DISPATCHFLOW_ENDPOINTS_FILE",
 			Attempts:  []postback.Attempt{}, Body: n.body,
 		})
 	}
+}
+
+// nextSeq numbers the next postback: records leave the state (compaction), so
+// the number is kept, not counted.
+func (m *messageImpl) nextSeq() int {
+	if m.state.PostbackSeq == 0 {
+		for _, p := range m.state.Postbacks {
+			m.state.PostbackSeq = max(m.state.PostbackSeq, p.Seq)
+		}
+	}
+	m.state.PostbackSeq++
+	return m.state.PostbackSeq
+}
+
+// postbackBySeq is postback seq's record, or nil once compacted.
+func (m *messageImpl) postbackBySeq(seq int) *PostbackRecord {
+	for i := range m.state.Postbacks {
+		if m.state.Postbacks[i].Seq == seq {
+			return &m.state.Postbacks[i]
+		}
+	}
+	return nil
+}
+
+// compactPostbacks drops each route's oldest delivered engagement postbacks
+// beyond keepDeliveredEngagement, and the attempts logs of finished engagement
+// postbacks but for their last attempt; with all (a continue-as-new), the
+// attempts logs of every finished postback.
+func (m *messageImpl) compactPostbacks(all bool) {
+	delivered := map[int]int{}
+	for _, p := range m.state.Postbacks {
+		if p.Event != "" && p.State == PostbackDelivered {
+			delivered[p.Route]++
+		}
+	}
+	kept := m.state.Postbacks[:0]
+	for _, p := range m.state.Postbacks {
+		if p.Event != "" && p.State == PostbackDelivered && delivered[p.Route] > keepDeliveredEngagement {
+			delivered[p.Route]--
+			m.state.CompactedPostbacks++
+			continue
+		}
+		switch {
+		case all && finished(p.State):
+			p.Attempts = []postback.Attempt{}
+		case p.Event != "" && finished(p.State) && len(p.Attempts) > 1:
+			p.Attempts = slices.Clone(p.Attempts[len(p.Attempts)-1:])
+		}
+		kept = append(kept, p)
+	}
+	m.state.Postbacks = kept
+}
+
+func finished(state string) bool {
+	return state != PostbackPending && state != PostbackDelivering
 }
 
 // engagementEvents are posted back (to endpoints subscribed to them) without
@@ -146,20 +251,20 @@ func isEngagement(t message.EventType) bool {
 	return false
 }
 
-// nextPostback is the index of route's first postback still to send, or -1.
+// nextPostback is the seq of route's first postback still to send, or 0.
 func (m *messageImpl) nextPostback(route int) int {
-	for i, p := range m.state.Postbacks {
-		if p.Route == route && (p.State == PostbackPending || p.State == PostbackDelivering) {
-			return i
+	for _, p := range m.state.Postbacks {
+		if p.Route == route && !finished(p.State) {
+			return p.Seq
 		}
 	}
-	return -1
+	return 0
 }
 
 // postbacksWaiting reports whether any route has a postback to send.
 func (m *messageImpl) postbacksWaiting() bool {
 	for _, p := range m.state.Postbacks {
-		if p.State == PostbackPending || p.State == PostbackDelivering {
+		if !finished(p.State) {
 			return true
 		}
 	}
@@ -172,77 +277,161 @@ func (m *messageImpl) postbacksWaiting() bool {
 // events from being applied.
 func (m *messageImpl) deliverPostbacks(ctx workflow.Context, route int) {
 	for {
-		var i int
+		var seq int
 		_ = workflow.Await(ctx, func() bool {
-			i = m.nextPostback(route)
-			return i >= 0 && !m.draining
+			seq = m.nextPostback(route)
+			return seq > 0 && !m.draining
 		})
-		m.inFlight++
-		m.state.Postbacks[i].State = PostbackDelivering
-		m.deliverPostback(ctx, i)
-		m.inFlight--
+		m.deliverPostback(ctx, seq)
+		m.compactPostbacks(false)
 		m.describe(ctx)
 	}
 }
 
-// firstPostbackTimeout bounds the first, local attempt (the workflow task waits
-// for it); later attempts have the endpoint's own timeout (15 s by default).
-const firstPostbackTimeout = 5 * time.Second
+// Timeouts of a postback attempt made as a regular activity: the endpoint's own
+// timeout (at most postback.MaxTimeout) bounds the request; the heartbeat
+// notices a dead worker in seconds; a dead worker's attempt is made again soon.
+const (
+	postbackHeartbeatTimeout = 10 * time.Second
+	postbackAttemptTimeout   = postback.MaxTimeout + 30*time.Second
+)
 
-// deliverPostback makes postback i's attempts: the first at once as a local
-// activity, then — after the schedule's first delay, a durable timer — the rest
-// as one regular activity that Temporal retries when the activity says
-// (NextRetryDelay: the endpoint's schedule with jitter, Retry-After honoured).
-func (m *messageImpl) deliverPostback(ctx workflow.Context, i int) {
+// postbackCrashRetry retries an attempt whose worker died (no heartbeat): the
+// endpoint's schedule is the workflow's, not this policy's.
+var postbackCrashRetry = &temporal.RetryPolicy{
+	InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 10,
+}
+
+// deliverPostback makes postback seq's attempts until it is delivered, given up
+// or held, waiting out the endpoint's schedule on durable timers. The first
+// attempt runs as a local activity (one marker event, no round trip) when the
+// endpoint answers fast; the others, and every attempt to a slow endpoint, as
+// regular activities that heartbeat. It returns early, leaving the postback to
+// the next run, when the message continues as new while it waits to retry.
+func (m *messageImpl) deliverPostback(ctx workflow.Context, seq int) {
 	var a *activities.Activities
-	p := m.state.Postbacks[i]
-	route := m.in.Routes[p.Route]
+	rec := m.postbackBySeq(seq)
+	rec.State = PostbackDelivering
+	route := m.in.Routes[rec.Route]
 	in := activities.PostbackInput{
 		EndpointID: route.EndpointID, URL: route.URL, Workspace: m.in.Request.Workspace,
-		WebhookID: p.WebhookID, Notification: m.notificationOf(p),
+		WebhookID: rec.WebhookID, Notification: m.notificationOf(*rec),
 	}
-	summary := fmt.Sprintf("postback %d to %s: %s", p.Seq, route.Label, p.notificationName())
-	var res activities.PostbackResult
-	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		ScheduleToCloseTimeout: firstPostbackTimeout,
-		RetryPolicy:            &temporal.RetryPolicy{MaximumAttempts: 1},
-		Summary:                summary,
-	})
-	err := workflow.ExecuteLocalActivity(lctx, a.Postback, in).Get(lctx, &res)
-	if err != nil && retryable(err) {
-		in.Attempts = attemptsOf(err, workflow.Now(ctx))
-		rec := &m.state.Postbacks[i]
-		rec.Attempts, rec.LastError = in.Attempts, lastErrorMessage(err)
-		m.describe(ctx)
-		delay := nextDelay(err)
-		_ = workflow.NewTimerWithOptions(ctx, delay, workflow.TimerOptions{Summary: summary + ": next attempt"}).Get(ctx, nil)
-		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			ActivityID:          PostbackActivityID(p.Seq),
-			StartToCloseTimeout: postback.MaxTimeout + 30*time.Second,
-			// The activity decides: NextRetryDelay follows the endpoint's schedule,
-			// and its last step fails for good. The cap only guards against a bug.
-			RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, MaximumAttempts: 50},
-			Summary:     summary + " (retrying)",
-		})
-		err = workflow.ExecuteActivity(actx, a.Postback, in).Get(actx, &res)
-	}
-	rec := &m.state.Postbacks[i]
-	if err == nil {
-		rec.State, rec.DeliveredAt, rec.LastError, rec.Attempts = PostbackDelivered, res.DeliveredAt, "", res.Attempts
+	summary := fmt.Sprintf("postback %d to %s: %s", rec.Seq, route.Label, rec.notificationName())
+	deferred := false
+	for {
+		if due := rec.NextAttemptAt; !due.IsZero() {
+			if wait := due.Sub(workflow.Now(ctx)); wait > 0 {
+				timer := workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: summary + ": next attempt"})
+				_ = workflow.Await(ctx, func() bool { return timer.IsReady() || m.draining })
+			}
+		}
+		if m.draining {
+			return // carried: the next run waits out what is left
+		}
+		rec = m.postbackBySeq(seq)
+		in.Made = rec.AttemptCount
+		var res activities.PostbackResult
+		var err error
+		m.inFlight++
+		if rec.AttemptCount == 0 && !deferred {
+			in.First = true
+			lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+				// Never cut before the endpoint's own timeout: a slow receiver must
+				// not get the postback twice.
+				ScheduleToCloseTimeout: postback.MaxTimeout + 5*time.Second,
+				RetryPolicy:            &temporal.RetryPolicy{MaximumAttempts: 1},
+				Summary:                summary,
+			})
+			err = workflow.ExecuteLocalActivity(lctx, a.Postback, in).Get(lctx, &res)
+		} else {
+			in.First = false
+			actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+				ActivityID:          PostbackActivityID(seq, rec.AttemptCount+1),
+				StartToCloseTimeout: postbackAttemptTimeout,
+				HeartbeatTimeout:    postbackHeartbeatTimeout,
+				RetryPolicy:         postbackCrashRetry,
+				Summary:             fmt.Sprintf("%s (attempt %d)", summary, rec.AttemptCount+1),
+			})
+			err = workflow.ExecuteActivity(actx, a.Postback, in).Get(actx, &res)
+		}
+		m.inFlight--
+		rec = m.postbackBySeq(seq)
+		now := workflow.Now(ctx)
+		if err != nil {
+			if in.First {
+				deferred = true // the local attempt broke: go on as a regular activity
+				continue
+			}
+			// Its worker died, again and again: count it as a failed attempt.
+			res = activities.PostbackResult{Outcome: activities.OutcomeRetry, RetryIn: time.Minute, Error: lastErrorMessage(err),
+				Attempt: postback.Attempt{At: now, Error: lastErrorMessage(err), Class: postback.ClassFailure}}
+		}
+		if res.Outcome == activities.OutcomeDeferred {
+			deferred = true
+			continue
+		}
+		if res.Attempt.Class != "" {
+			rec.AttemptCount++
+			rec.Attempts = append(rec.Attempts, res.Attempt)
+			if len(rec.Attempts) > maxAttemptsKept {
+				rec.Attempts = slices.Clone(rec.Attempts[len(rec.Attempts)-maxAttemptsKept:])
+			}
+		}
+		rec.LastError, rec.NextAttemptAt = res.Error, time.Time{}
+		switch res.Outcome {
+		case activities.OutcomeDelivered:
+			rec.State, rec.DeliveredAt = PostbackDelivered, res.DeliveredAt
+			return
+		case activities.OutcomeRetry:
+			rec.NextAttemptAt = now.Add(res.RetryIn)
+			m.describe(ctx)
+			continue
+		case activities.OutcomeHeld:
+			rec.State = PostbackHeld
+			if route.EndpointID == "" {
+				rec.State = PostbackFailed // a postback_url has no switch to enable
+			}
+			rec.HeldAt = now
+		default:
+			rec.State = PostbackFailed
+		}
+		workflow.GetLogger(ctx).Warn("postback not delivered", "dispatch_id", m.state.DispatchID, "seq", rec.Seq,
+			"endpoint", route.Label, "state", rec.State, "error", rec.LastError)
 		return
 	}
-	if log := attemptsOf(err, workflow.Now(ctx)); len(log) > 0 {
-		rec.Attempts = log
+}
+
+// holdDue is when the oldest held postback fails for good (Policy.MaxHold after
+// it was held); zero when none is held.
+func (m *messageImpl) holdDue() time.Time {
+	var due time.Time
+	for _, p := range m.state.Postbacks {
+		if p.State == PostbackHeld {
+			if d := p.HeldAt.Add(m.in.Policy.MaxHold); due.IsZero() || d.Before(due) {
+				due = d
+			}
+		}
 	}
-	rec.LastError = lastErrorMessage(err)
-	rec.State = PostbackFailed
-	// Held for a replay once the endpoint is enabled again; a message's own
-	// postback_url has no switch to enable, so a 410 there fails it.
-	if route.EndpointID != "" && isApplicationError(err, activities.ErrEndpointDisabled, activities.ErrEndpointGone) {
-		rec.State = PostbackHeld
+	return due
+}
+
+// expireHeld fails the postbacks held for Policy.MaxHold: their endpoint stayed
+// disabled, and the message may not stay open for ever.
+func (m *messageImpl) expireHeld(ctx workflow.Context) {
+	now := workflow.Now(ctx)
+	for i := range m.state.Postbacks {
+		p := &m.state.Postbacks[i]
+		if p.State != PostbackHeld || now.Before(p.HeldAt.Add(m.in.Policy.MaxHold)) {
+			continue
+		}
+		p.State = PostbackFailed
+		p.LastError = fmt.Sprintf("held %s while endpoint %s stayed disabled; given up (last error: %s)",
+			m.in.Policy.MaxHold, p.Endpoint, p.LastError)
+		metrics.PostbackHoldExpired(ctx, p.Endpoint)
+		workflow.GetLogger(ctx).Warn("held postback given up", "dispatch_id", m.state.DispatchID, "seq", p.Seq, "endpoint", p.Endpoint)
 	}
-	workflow.GetLogger(ctx).Warn("postback not delivered", "dispatch_id", m.state.DispatchID, "seq", rec.Seq,
-		"endpoint", route.Label, "state", rec.State, "error", rec.LastError)
+	m.describe(ctx)
 }
 
 func (p PostbackRecord) notificationName() string {
@@ -265,40 +454,6 @@ func (m *messageImpl) notificationOf(p PostbackRecord) postback.Notification {
 	return n
 }
 
-// attemptsOf reads the attempts log a failed Postback activity carries in its
-// error's details; a first attempt cut by its timeout carries none and is
-// recorded as such.
-func attemptsOf(err error, now time.Time) []postback.Attempt {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr.HasDetails() {
-		var log []postback.Attempt
-		if appErr.Details(&log) == nil {
-			return log
-		}
-	}
-	var timeoutErr *temporal.TimeoutError
-	if errors.As(err, &timeoutErr) {
-		return []postback.Attempt{{At: now, Error: "no answer within " + firstPostbackTimeout.String(), Class: postback.ClassFailure}}
-	}
-	return nil
-}
-
-// nextDelay is the wait before the second attempt: the activity's NextRetryDelay
-// (the endpoint's schedule with jitter and Retry-After), or the default schedule's
-// first step after a timeout.
-func nextDelay(err error) time.Duration {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr.NextRetryDelay() > 0 {
-		return appErr.NextRetryDelay()
-	}
-	return 5 * time.Second
-}
-
-func isApplicationError(err error, types ...string) bool {
-	var appErr *temporal.ApplicationError
-	return errors.As(err, &appErr) && slices.Contains(types, appErr.Type())
-}
-
 // replayPostbacks queues the selected finished postbacks again, with a fresh
 // attempts log and the same webhook-id (receivers deduplicate on it).
 func (m *messageImpl) replayPostbacks(in ReplayInput) ReplayResult {
@@ -309,6 +464,7 @@ func (m *messageImpl) replayPostbacks(in ReplayInput) ReplayResult {
 			continue
 		}
 		p.State, p.Attempts, p.LastError, p.DeliveredAt = PostbackPending, []postback.Attempt{}, "", time.Time{}
+		p.AttemptCount, p.NextAttemptAt, p.HeldAt = 0, time.Time{}, time.Time{}
 		p.Replays++
 		n++
 	}
@@ -324,6 +480,12 @@ func replayable(p PostbackRecord, in ReplayInput) bool {
 	case in.Status != "" && p.notificationName() != in.Status:
 		return false
 	case in.Endpoint != "" && p.Endpoint != in.Endpoint:
+		return false
+	case len(in.States) > 0 && !slices.Contains(in.States, p.State):
+		return false
+	case !in.Since.IsZero() && p.ReceivedAt.Before(in.Since):
+		return false
+	case !in.Until.IsZero() && !p.ReceivedAt.Before(in.Until):
 		return false
 	}
 	return true

@@ -35,7 +35,7 @@ type sent struct {
 func delivered(calls []activityCall) map[string][]sent {
 	out := map[string][]sent{}
 	for _, c := range calls {
-		if c.Err == nil {
+		if c.Outcome == activities.OutcomeDelivered {
 			out[c.Route] = append(out[c.Route], sent{c.Status, c.Event})
 		}
 	}
@@ -88,7 +88,7 @@ func TestPostbackRoutesIndependent(t *testing.T) {
 		switch {
 		case c.Route == pbURL:
 			urlAts = append(urlAts, c.At.Sub(t0))
-		case c.Err == nil:
+		case c.Outcome == activities.OutcomeDelivered:
 			endpointOKAts = append(endpointOKAts, c.At.Sub(t0))
 		}
 	}
@@ -116,8 +116,7 @@ func TestPostbackRoutesIndependent(t *testing.T) {
 }
 
 // The wait between the local first attempt and the regular activity is the
-// NextRetryDelay of the first attempt's error (the endpoint's schedule), on a
-// durable timer.
+// first attempt's RetryIn (the endpoint's schedule), on a durable timer.
 func TestPostbackFirstRetryDelay(t *testing.T) {
 	for _, first := range []time.Duration{time.Second, 7*time.Minute + 13*time.Second, 3 * time.Hour} {
 		t.Run(first.String(), func(t *testing.T) {
@@ -139,7 +138,7 @@ func TestPostbackFirstRetryDelay(t *testing.T) {
 			made := h.postCalls()
 			require.Len(t, made, 2)
 			require.True(t, made[0].Local, "first attempt: local")
-			require.Equal(t, first, made[0].Delay, "the first attempt's NextRetryDelay")
+			require.Equal(t, first, made[0].Delay, "the first attempt's RetryIn")
 			require.False(t, made[1].Local, "second attempt: the regular activity")
 			require.Equal(t, int32(1), made[1].Attempt)
 			require.Equal(t, first, made[1].At.Sub(made[0].At), "time between the attempts")
@@ -149,9 +148,11 @@ func TestPostbackFirstRetryDelay(t *testing.T) {
 			require.Len(t, waiting.Attempts, 1)
 			require.Equal(t, http.StatusTooManyRequests, waiting.Attempts[0].StatusCode)
 			sameTime(t, t0.Add(first), waiting.Attempts[0].NextAttemptAt, "NextAttemptAt in the log")
+			sameTime(t, t0.Add(first), waiting.NextAttemptAt, "NextAttemptAt of the postback")
 
 			pb := st.Postbacks[0]
 			require.Equal(t, workflows.PostbackDelivered, pb.State)
+			require.Equal(t, 2, pb.AttemptCount, "attempts made")
 			require.Len(t, pb.Attempts, 2, "attempts log")
 			sameTime(t, t0.Add(first), pb.DeliveredAt, "DeliveredAt")
 		})
@@ -293,7 +294,7 @@ func TestPostbackHeldOrFailed(t *testing.T) {
 			name: "endpoint gone", route: endpointRoute(pbEndpoint),
 			answer:    func(int) pbAnswer { return pbAnswer{Status: http.StatusGone} },
 			wantState: workflows.PostbackHeld, wantLog: []int{http.StatusGone},
-			wantError: "endpoint answered 410 Gone",
+			wantError: "endpoint answered 410 Gone; endpoint crm disabled",
 		},
 		{
 			name: "endpoint gone on retry", route: endpointRoute(pbEndpoint),
@@ -304,7 +305,7 @@ func TestPostbackHeldOrFailed(t *testing.T) {
 				return pbAnswer{Status: http.StatusGone}
 			},
 			wantState: workflows.PostbackHeld, wantLog: []int{http.StatusServiceUnavailable, http.StatusGone},
-			wantError: "endpoint answered 410 Gone",
+			wantError: "endpoint answered 410 Gone; endpoint crm disabled",
 		},
 		{
 			name: "URL gone", route: urlRoute(pbURL),
@@ -330,9 +331,10 @@ func TestPostbackHeldOrFailed(t *testing.T) {
 				return tc.answer(n - 1)
 			}
 			h.signalAt(time.Minute, event(message.EventDelivered, "d"))
+			h.queryAt(61*time.Minute, "after the window")
 			st := h.result()
 
-			pb := pbRecord(t, st, tc.route.Label, "sent")
+			pb := pbRecord(t, h.query("after the window"), tc.route.Label, "sent")
 			require.Equal(t, tc.wantState, pb.State)
 			require.Equal(t, tc.wantError, pb.LastError)
 			codes := []int{}
@@ -344,7 +346,16 @@ func TestPostbackHeldOrFailed(t *testing.T) {
 			// Neither the route's next postback nor the other route waits for it.
 			require.Equal(t, workflows.PostbackDelivered, pbRecord(t, st, tc.route.Label, "delivered").State)
 			require.Equal(t, workflows.PostbackDelivered, pbRecord(t, st, "other", "sent").State)
-			require.Equal(t, closeAfter(time.Hour, time.Minute), h.elapsed())
+			if tc.wantState != workflows.PostbackHeld {
+				require.Equal(t, closeAfter(time.Hour, time.Minute), h.elapsed())
+				return
+			}
+			// Held: the message stays open past its tracking window, until the
+			// hold runs out; the postback then fails for good, saying why.
+			final := pbRecord(t, st, tc.route.Label, "sent")
+			require.Equal(t, workflows.PostbackFailed, final.State)
+			require.Equal(t, "held 720h0m0s while endpoint crm stayed disabled; given up (last error: "+tc.wantError+")", final.LastError)
+			sameTime(t, pb.HeldAt.Add(workflows.DefaultMaxHold), h.env.Now(), "closed when the hold ran out")
 		})
 	}
 }
@@ -467,7 +478,7 @@ func TestPostbackReplay(t *testing.T) {
 				last := calls[len(calls)-1]
 				require.Equalf(t, replayAt, last.At.Sub(t0), "postback %s: last call at the replay", key)
 				require.Truef(t, last.Local, "postback %s: the replay's first attempt is local", key)
-				require.Emptyf(t, last.Input.Attempts, "postback %s: the replay starts a fresh log", key)
+				require.Zerof(t, last.Input.Made, "postback %s: the replay starts the schedule afresh", key)
 			}
 			require.Equal(t, tc.wantReplayed, replayed, "replayed postbacks, in seq order")
 		})

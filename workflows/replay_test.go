@@ -16,6 +16,9 @@ func TestReplay(t *testing.T) {
 	for _, file := range []string{
 		"testdata/history_happy_path.json",
 		"testdata/history_bounce.json",
+		// The first run of a message that continued as new while its sent
+		// postback waited to retry (devserver/integration TestContinueAsNewMidRetry).
+		"testdata/history_continue_as_new.json",
 	} {
 		t.Run(file, func(t *testing.T) {
 			t.Parallel()

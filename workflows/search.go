@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -27,13 +28,21 @@ var (
 	// SearchEspMessageID is the ESP's id of the message, so that webhook events
 	// carrying only that id find their message.
 	SearchEspMessageID = temporal.NewSearchAttributeKeyKeyword("EspMessageId")
+	// SearchHeldEndpoints and SearchFailedEndpoints list the endpoints (ids) a
+	// message holds postbacks for, or failed to deliver to: how an endpoint's
+	// recovery finds the messages to replay (POST /v1/endpoints/{id}/replay).
+	// Set only when not empty: a message that delivers everything never
+	// writes them.
+	SearchHeldEndpoints   = temporal.NewSearchAttributeKeyKeywordList("HeldEndpoints")
+	SearchFailedEndpoints = temporal.NewSearchAttributeKeyKeywordList("FailedEndpoints")
 )
 
-// SearchAttributes lists every custom search attribute the Message workflow needs
-// (all Keyword): the worker checks they exist, make run registers them.
-var SearchAttributes = []temporal.SearchAttributeKeyKeyword{
+// SearchAttributes lists every custom search attribute the Message workflow needs,
+// with its type: the worker checks they exist, make run registers them.
+var SearchAttributes = []temporal.SearchAttributeKey{
 	SearchDispatchStatus, SearchExternalSendID, SearchCampaignAPIID, SearchWorkspace,
 	SearchEspProvider, SearchFallbackState, SearchEspMessageID,
+	SearchHeldEndpoints, SearchFailedEndpoints,
 }
 
 // StartSearchAttributes are a new message's search attributes, set when the API
@@ -62,6 +71,8 @@ func StartSearchAttributes(in MessageInput, espName string) temporal.SearchAttri
 // searchValues is what the workflow keeps current in its search attributes.
 type searchValues struct {
 	status, fallback, provider, messageID string
+	// held and failed are endpoint ids, sorted, joined by commas.
+	held, failed string
 }
 
 func (m *messageImpl) searchValues() searchValues {
@@ -69,7 +80,31 @@ func (m *messageImpl) searchValues() searchValues {
 	if r := m.state.ESP; r != nil {
 		v.provider, v.messageID = r.Provider, r.MessageID
 	}
+	var held, failed []string
+	for _, p := range m.state.Postbacks {
+		if p.Route < 0 || m.in.Routes[p.Route].EndpointID == "" {
+			continue
+		}
+		id := m.in.Routes[p.Route].EndpointID
+		switch {
+		case p.State == PostbackHeld && !slices.Contains(held, id):
+			held = append(held, id)
+		case p.State == PostbackFailed && !slices.Contains(failed, id):
+			failed = append(failed, id)
+		}
+	}
+	slices.Sort(held)
+	slices.Sort(failed)
+	v.held, v.failed = strings.Join(held, ","), strings.Join(failed, ",")
 	return v
+}
+
+// listUpdate sets key to the comma-joined ids, or unsets it when there are none.
+func listUpdate(key temporal.SearchAttributeKeyKeywordList, ids string) temporal.SearchAttributeUpdate {
+	if ids == "" {
+		return key.ValueUnset()
+	}
+	return key.ValueSet(strings.Split(ids, ","))
 }
 
 // keepSearchAttributesCurrent upserts the search attributes whenever they differ
@@ -99,6 +134,12 @@ func (m *messageImpl) flushSearchAttributes(ctx workflow.Context) {
 	}
 	if now.messageID != was.messageID && now.messageID != "" {
 		updates = append(updates, SearchEspMessageID.ValueSet(now.messageID))
+	}
+	if now.held != was.held {
+		updates = append(updates, listUpdate(SearchHeldEndpoints, now.held))
+	}
+	if now.failed != was.failed {
+		updates = append(updates, listUpdate(SearchFailedEndpoints, now.failed))
 	}
 	m.searchWritten = now
 	if len(updates) == 0 {
@@ -138,14 +179,19 @@ func (e *MissingSearchAttributesError) Error() string {
 func (e *MissingSearchAttributesError) Command() string {
 	var b strings.Builder
 	b.WriteString("temporal operator search-attribute create --namespace " + e.Namespace)
+	types := SearchAttributeTypes()
 	for _, name := range e.Missing {
-		b.WriteString(" --name " + name + " --type Keyword")
+		typ := "Keyword"
+		if types[name] == enumspb.INDEXED_VALUE_TYPE_KEYWORD_LIST {
+			typ = "KeywordList"
+		}
+		b.WriteString(" --name " + name + " --type " + typ)
 	}
 	return b.String()
 }
 
 // CheckSearchAttributes verifies that every search attribute of SearchAttributes
-// exists as a Keyword in namespace (the worker runs it at start). A namespace
+// exists with its type in namespace (the worker runs it at start). A namespace
 // without them would fail every message's start.
 func CheckSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
 	resp, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
@@ -153,12 +199,12 @@ func CheckSearchAttributes(ctx context.Context, c client.Client, namespace strin
 		return fmt.Errorf("listing the search attributes of namespace %q: %w", namespace, err)
 	}
 	missing := &MissingSearchAttributesError{Namespace: namespace}
-	for _, key := range SearchAttributes {
-		t, ok := resp.GetCustomAttributes()[key.GetName()]
-		if !ok || t != enumspb.INDEXED_VALUE_TYPE_KEYWORD {
-			missing.Missing = append(missing.Missing, key.GetName())
+	for name, want := range SearchAttributeTypes() {
+		if t, ok := resp.GetCustomAttributes()[name]; !ok || t != want {
+			missing.Missing = append(missing.Missing, name)
 		}
 	}
+	slices.Sort(missing.Missing)
 	if len(missing.Missing) > 0 {
 		return missing
 	}
@@ -170,7 +216,7 @@ func CheckSearchAttributes(ctx context.Context, c client.Client, namespace strin
 func SearchAttributeTypes() map[string]enumspb.IndexedValueType {
 	m := make(map[string]enumspb.IndexedValueType, len(SearchAttributes))
 	for _, key := range SearchAttributes {
-		m[key.GetName()] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
+		m[key.GetName()] = enumspb.IndexedValueType(key.GetValueType())
 	}
 	return m
 }

@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -38,12 +39,20 @@ func recordUpserts(h *harness) *[]upsert {
 	return &out
 }
 
-// keywords are the keyword values of sa.
+// keywords are the keyword values of sa; a keyword list's values are joined
+// with commas.
 func keywords(sa temporal.SearchAttributes) map[string]string {
 	out := map[string]string{}
 	for _, key := range workflows.SearchAttributes {
-		if v, ok := sa.GetKeyword(key); ok {
-			out[key.GetName()] = v
+		switch key := key.(type) {
+		case temporal.SearchAttributeKeyKeyword:
+			if v, ok := sa.GetKeyword(key); ok {
+				out[key.GetName()] = v
+			}
+		case temporal.SearchAttributeKeyKeywordList:
+			if v, ok := sa.GetKeywordList(key); ok {
+				out[key.GetName()] = strings.Join(v, ",")
+			}
 		}
 	}
 	return out
@@ -229,14 +238,19 @@ func TestStartSearchAttributes(t *testing.T) {
 	}
 }
 
-// Every attribute is a Keyword, and the missing ones are named with the command
-// that creates them.
+// Every attribute is a Keyword but the endpoint lists (KeywordList), and the
+// missing ones are named with the command that creates them.
 func TestSearchAttributeTypes(t *testing.T) {
 	types := workflows.SearchAttributeTypes()
-	require.Len(t, types, 7)
+	require.Len(t, types, 9)
 	for _, name := range []string{"DispatchStatus", "ExternalSendId", "CampaignApiId", "Workspace", "EspProvider", "FallbackState", "EspMessageId"} {
 		require.Equalf(t, enumspb.INDEXED_VALUE_TYPE_KEYWORD, types[name], "type of %s", name)
 	}
+	for _, name := range []string{"HeldEndpoints", "FailedEndpoints"} {
+		require.Equalf(t, enumspb.INDEXED_VALUE_TYPE_KEYWORD_LIST, types[name], "type of %s", name)
+	}
+	list := &workflows.MissingSearchAttributesError{Namespace: "default", Missing: []string{"HeldEndpoints"}}
+	require.Equal(t, "temporal operator search-attribute create --namespace default --name HeldEndpoints --type KeywordList", list.Command())
 	err := &workflows.MissingSearchAttributesError{Namespace: "default", Missing: []string{"EspMessageId", "Workspace"}}
 	require.Equal(t, "temporal operator search-attribute create --namespace default --name EspMessageId --type Keyword --name Workspace --type Keyword",
 		err.Command())

@@ -163,23 +163,30 @@ func (n *naive) postback(ctx workflow.Context, status message.Status, body messa
 	route := n.in.Routes[0]
 	rec.Endpoint = route.Label
 	var a *activities.Activities
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		ActivityID: workflows.PostbackActivityID(seq), StartToCloseTimeout: 15 * time.Second, RetryPolicy: postbackRetry,
-	})
-	var res activities.PostbackResult
-	err := workflow.ExecuteActivity(actx, a.Postback, activities.PostbackInput{
+	in := activities.PostbackInput{
 		EndpointID: route.EndpointID, URL: route.URL, Workspace: n.in.Request.Workspace,
 		WebhookID: fmt.Sprintf("msg_%s_%d", n.state.DispatchID, seq), Notification: postback.Notification{Postback: body},
-	}).Get(actx, &res)
-	rec = &n.state.Postbacks[seq-1]
-	var appErr *temporal.ApplicationError
-	switch {
-	case err == nil:
-		rec.State, rec.Attempts, rec.DeliveredAt = workflows.PostbackDelivered, res.Attempts, res.DeliveredAt
-	case errors.As(err, &appErr) && appErr.NonRetryable():
-		rec.State, rec.LastError = workflows.PostbackFailed, errMessage(err)
-	default:
-		rec.State, rec.LastError = workflows.PostbackFailed, errMessage(err)
+	}
+	for {
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			ActivityID: workflows.PostbackActivityID(seq, in.Made+1), StartToCloseTimeout: 15 * time.Second, RetryPolicy: postbackRetry,
+		})
+		var res activities.PostbackResult
+		err := workflow.ExecuteActivity(actx, a.Postback, in).Get(actx, &res)
+		rec = &n.state.Postbacks[seq-1]
+		switch {
+		case err != nil:
+			rec.State, rec.LastError = workflows.PostbackFailed, errMessage(err)
+		case res.Outcome == activities.OutcomeDelivered:
+			rec.State, rec.Attempts, rec.DeliveredAt = workflows.PostbackDelivered, []postback.Attempt{res.Attempt}, res.DeliveredAt
+		case res.Outcome == activities.OutcomeRetry:
+			in.Made++
+			_ = workflow.Sleep(ctx, res.RetryIn)
+			continue
+		default:
+			rec.State, rec.LastError = workflows.PostbackFailed, res.Error
+		}
+		return
 	}
 }
 

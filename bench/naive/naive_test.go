@@ -55,8 +55,8 @@ func newRun(t *testing.T, sendErr error) *run {
 				r.locals++
 			}
 			r.posts = append(r.posts, in.Notification.Postback)
-			log := []postback.Attempt{{At: r.env.Now(), StatusCode: 200, Class: postback.ClassSuccess}}
-			return activities.PostbackResult{StatusCode: 200, Attempt: 1, DeliveredAt: r.env.Now(), Attempts: log}, nil
+			at := postback.Attempt{At: r.env.Now(), StatusCode: 200, Class: postback.ClassSuccess}
+			return activities.PostbackResult{Outcome: activities.OutcomeDelivered, Attempt: at, DeliveredAt: r.env.Now()}, nil
 		})
 	r.sendTime = message.SendTimes{ReceivedAt: t0.Add(-time.Second), EnqueuedAt: t0, ExecutedAt: t0, SentAt: sentAt}
 	return r

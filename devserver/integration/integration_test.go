@@ -78,8 +78,11 @@ type system struct {
 	cfg          config.Config
 	postback     *receiver
 	sends        atomic.Int32
-	logger       *slog.Logger
-	worker       tworker.Worker
+	// sendGate, when set before the worker starts, holds every hand-over to
+	// the ESP until it is closed.
+	sendGate chan struct{}
+	logger   *slog.Logger
+	worker   tworker.Worker
 }
 
 // startWorker starts the system's worker; stopWorker stops it (Temporal keeps
@@ -90,7 +93,7 @@ func (s *system) startWorker() {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	s.worker = worker.New(s.client, s.cfg, countingSender{sender, &s.sends})
+	s.worker = worker.New(s.client, s.cfg, countingSender{sender, &s.sends, s.sendGate})
 	if err := s.worker.Start(); err != nil {
 		s.t.Fatal(err)
 	}
@@ -103,14 +106,23 @@ func (s *system) stopWorker() {
 	}
 }
 
-// countingSender counts the messages handed to the ESP.
+// countingSender counts the messages handed to the ESP; with a gate, each
+// hand-over waits for the gate to be closed, as a slow ESP API keeps it waiting.
 type countingSender struct {
 	esp.Sender
-	n *atomic.Int32
+	n    *atomic.Int32
+	gate chan struct{}
 }
 
 func (c countingSender) Send(ctx context.Context, e esp.Email) (esp.Receipt, error) {
 	c.n.Add(1)
+	if c.gate != nil {
+		select {
+		case <-c.gate:
+		case <-ctx.Done():
+			return esp.Receipt{}, ctx.Err()
+		}
+	}
 	return c.Sender.Send(ctx, e)
 }
 
@@ -471,13 +483,19 @@ func waitClosed(t *testing.T, s *system, id string) {
 // replay test, when DISPATCHFLOW_RECORD_HISTORY is set.
 func recordHistory(t *testing.T, s *system, id, name string) {
 	t.Helper()
+	recordRun(t, s, id, "", name)
+}
+
+// recordRun is recordHistory of one run of the workflow ("": the last).
+func recordRun(t *testing.T, s *system, id, runID, name string) {
+	t.Helper()
 	if os.Getenv("DISPATCHFLOW_RECORD_HISTORY") == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var h historypb.History
-	iter := s.client.GetWorkflowHistory(ctx, id, "", false, 0)
+	iter := s.client.GetWorkflowHistory(ctx, id, runID, false, 0)
 	for iter.HasNext() {
 		ev, err := iter.Next()
 		if err != nil {

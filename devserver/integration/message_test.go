@@ -21,7 +21,7 @@ import (
 
 // maxHappyPathEvents is the history length of a delivered message (measured:
 // README "Design notes").
-const maxHappyPathEvents = 25
+const maxHappyPathEvents = 30
 
 func TestHappyPath(t *testing.T) {
 	t.Parallel()

@@ -84,7 +84,7 @@ func TestMetrics(t *testing.T) {
 		{"temporal_request_total", withLabel(withLabel(tq, "operation", "StartWorkflowExecution"), "namespace", s.cfg.Temporal.Namespace), equals(3), "3"},
 		{"temporal_workflow_completed_total", withLabel(tq, "workflow_type", workflows.MessageWorkflow), equals(3), "3"},
 		{"temporal_workflow_task_execution_latency_count", withLabel(tq, "workflow_type", workflows.MessageWorkflow), positive, "positive"},
-		{"temporal_local_activity_total", withLabel(tq, "activity_type", "Send"), equals(3), "3"}, // Send's first attempt is local
+		{"temporal_activity_execution_latency_count", withLabel(tq, "activity_type", "Send"), equals(3), "3"}, // one hand-over each, a regular activity
 		{"dispatchflow_fallback_escalations_total", withLabel(withLabel(tq, "workflow_type", workflows.MessageWorkflow), "reason", "bounced"), equals(1), "1"},
 	}
 	for k, n := range wantTransitions {

@@ -43,7 +43,7 @@ func TestWorkerChecksSearchAttributes(t *testing.T) {
 	if !errors.As(err, &missing) {
 		t.Fatalf("worker.Run on a namespace without the attributes: %v, want a MissingSearchAttributesError", err)
 	}
-	want := "temporal operator search-attribute create --namespace default --name DispatchStatus --type Keyword"
+	want := "temporal operator search-attribute create --namespace default --name CampaignApiId --type Keyword"
 	if !strings.Contains(err.Error(), want) || len(missing.Missing) != len(workflows.SearchAttributes) {
 		t.Fatalf("error %q: want every attribute missing and the command starting %q", err, want)
 	}

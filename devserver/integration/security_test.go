@@ -45,6 +45,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"GET", "/v1/endpoints", nil, "reader", 200, 200}, // globex's own: none (checked below)
 		{"POST", "/v1/endpoints/" + epID + "/disable", nil, "reader", 200, 404},
 		{"POST", "/v1/endpoints/" + epID + "/enable", nil, "reader", 200, 404},
+		{"POST", "/v1/endpoints/" + epID + "/replay", map[string]any{"since": time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)}, "reader", 202, 404},
 		{"POST", "/v1/messages/" + id + "/fallback/cancel", nil, "reader", 409, 404}, // 409: it has no policy
 		{"PATCH", "/v1/messages/" + id + "/fallback", map[string]any{"sent_within": "0s"}, "reader", 409, 404},
 	}

@@ -1,0 +1,166 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestChaos plays a short run — 80 messages, one kill of each process, a 5 s
+// receiver outage — on binaries built from this tree, and wants a clean report
+// (about a minute, the build included, on 2 cores).
+func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chaos: builds both binaries and runs them for about a minute")
+	}
+	bin := buildBinaries(t)
+	o := DefaultOptions()
+	o.Bin = bin
+	dir, err := os.MkdirTemp("", "chaos-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			os.RemoveAll(dir)
+		}
+	})
+	o.Dir = dir
+	// Few in flight, so that the faults fall on distinct stretches of the load.
+	o.Messages, o.Concurrency = 80, 6
+	// The worker is killed early, before the receiver fails: a Postback activity
+	// being retried on a killed worker waits out its StartToClose timeout (90 s)
+	// before it is tried again, longer than this test should take.
+	o.WorkerKillMin, o.WorkerKillMax, o.WorkerKills = time.Second, 1500*time.Millisecond, 1
+	o.APIKills, o.ServerKills = 1, 1
+	o.Outage, o.OutageAt = 5*time.Second, 0.75
+	o.SettleTimeout = 90 * time.Second
+	o.Log = testWriter{t}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	r, err := Run(ctx, o)
+	if err != nil {
+		t.Fatalf("%v (process logs in %s)", err, dir)
+	}
+	f := r.Faults
+	if f.WorkerKills < 1 || f.APIKills < 1 || f.ServerKills < 1 || f.ReceiverOutages < 1 {
+		t.Errorf("faults %+v: want at least one worker, API and server kill and one receiver outage", f)
+	}
+	if !r.Clean() {
+		t.Errorf("report not clean (process logs in %s):\n%s", dir, r)
+	} else {
+		t.Logf("report:\n%s", r)
+	}
+}
+
+// buildBinaries builds dispatchflow and dispatchflow-dev from this tree into a
+// temporary directory, both at once.
+func buildBinaries(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "devserver", "go.mod")); err != nil {
+		t.Fatalf("repository root not found at %s: %v", root, err)
+	}
+	bin := t.TempDir()
+	builds := [][]string{
+		{"build", "-o", filepath.Join(bin, "dispatchflow"), "./cmd/dispatchflow"},
+		{"build", "-C", "devserver", "-o", filepath.Join(bin, "dispatchflow-dev"), "./cmd/dispatchflow-dev"},
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(builds))
+	outs := make([][]byte, len(builds))
+	for i, args := range builds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.Command("go", args...)
+			cmd.Dir = root
+			outs[i], errs[i] = cmd.CombinedOutput()
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("go %s: %v\n%s", strings.Join(builds[i], " "), err, outs[i])
+		}
+	}
+	return bin
+}
+
+// testWriter sends the run's progress lines to the test's log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// The drawn lives have the shares the run promises, and the expected postbacks
+// follow from the order of the events.
+func TestPlan(t *testing.T) {
+	const n = 10000
+	var bounced, outOfOrder, twice, events int
+	for i := range n {
+		p := newPlan(42, "t", i)
+		if p.outcome == statusBounced {
+			bounced++
+		}
+		if p.outOfOrder {
+			outOfOrder++
+			if want := []string{statusSent, p.outcome}; !slices.Equal(p.expected(), want) {
+				t.Fatalf("plan %d out of order: expected %v, want %v", i, p.expected(), want)
+			}
+			if p.events[0].typ != p.outcome || p.events[1].typ != statusProcessed {
+				t.Fatalf("plan %d out of order: events %v", i, p.events)
+			}
+		} else if p.events[0].typ != statusProcessed || p.events[1].typ != p.outcome {
+			t.Fatalf("plan %d: events %v", i, p.events)
+		}
+		for k, ev := range p.events {
+			if want := fmt.Sprintf("evt-%d", k+1); ev.id != want {
+				t.Fatalf("plan %d: event %d has id %q, want %q", i, k, ev.id, want)
+			}
+			if ev.typ == eventOpen && p.outcome != statusDelivered {
+				t.Fatalf("plan %d: open on a %s message", i, p.outcome)
+			}
+			twice += btoi(ev.twice)
+			events++
+		}
+	}
+	for name, got := range map[string]float64{
+		"bounced": float64(bounced) / n, "out of order": float64(outOfOrder) / n, "posted twice": float64(twice) / float64(events),
+	} {
+		if got < 0.08 || got > 0.12 {
+			t.Errorf("%s: %.3f of the messages (events), want about 0.1", name, got)
+		}
+	}
+}
+
+func TestInOrder(t *testing.T) {
+	for _, c := range []struct {
+		got  []string
+		want bool
+	}{
+		{[]string{statusSent, statusProcessed, statusDelivered}, true},
+		{[]string{statusSent, statusBounced}, true},
+		{[]string{statusSent, statusDelivered, statusBounced}, true}, // a delayed bounce
+		{[]string{statusProcessed, statusSent}, false},
+		{[]string{statusSent, statusDelivered, statusProcessed}, false},
+		{[]string{statusSent, statusSent}, false}, // one status under two webhook-ids
+	} {
+		if inOrder(c.got) != c.want {
+			t.Errorf("inOrder(%v) = %v, want %v", c.got, !c.want, c.want)
+		}
+	}
+}
