@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
@@ -55,13 +57,40 @@ func Dial(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.C
 		opts.DataConverter = dc
 		logger.Info("Temporal payloads are encrypted", "key_id", ring.KeyID(), "keys", len(keys))
 	}
-	c, err := client.DialContext(ctx, opts)
-	if err != nil {
-		return nil, fmt.Errorf("connecting to Temporal at %s (TEMPORAL_ADDRESS), namespace %s (TEMPORAL_NAMESPACE): %w",
-			cfg.Temporal.Address, cfg.Temporal.Namespace, err)
+	deadline := time.Now().Add(ConnectWait)
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		c, err := client.DialContext(ctx, opts)
+		if err == nil {
+			return c, nil
+		}
+		var unavailable *serviceerror.Unavailable
+		transient := errors.As(err, &unavailable) && !tlsFailure(err)
+		if !transient || time.Now().Add(wait).After(deadline) {
+			return nil, fmt.Errorf("connecting to Temporal at %s (TEMPORAL_ADDRESS), namespace %s (TEMPORAL_NAMESPACE): %w",
+				cfg.Temporal.Address, cfg.Temporal.Namespace, err)
+		}
+		logger.Warn("Temporal is not reachable yet; retrying", "address", cfg.Temporal.Address, "in", wait, "error", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
 	}
-	return c, nil
 }
+
+// tlsFailure reports whether err is a TLS handshake's refusal (a certificate
+// missing, unknown or expired): gRPC reports it as Unavailable, but waiting
+// does not mend it.
+func tlsFailure(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "tls:") || strings.Contains(msg, "x509:") || strings.Contains(msg, "authentication handshake failed")
+}
+
+// ConnectWait is how long Dial keeps trying while Temporal is unreachable
+// (starting, restarting): a process started with its cluster, or restarted
+// during a server restart, waits for it instead of exiting. Other errors (TLS,
+// credentials, an unknown namespace) stop it at once.
+const ConnectWait = time.Minute
 
 // Run runs roles on client c until ctx is done or one of them ends; the first
 // error is returned. The API serves the management routes on cfg.HTTPAddr and the

@@ -28,6 +28,14 @@ const (
 	CacheTTL = 5 * time.Second
 	// FlushEvery is how often a process sends its batched reports.
 	FlushEvery = 2 * time.Second
+	// readTimeout bounds one read of an endpoint's state: a postback attempt
+	// never waits longer for its switch (the endpoint's workflow may be on a
+	// worker that is starting).
+	readTimeout = 2 * time.Second
+	// readBackoff is how long a failed read is not tried again: meanwhile the
+	// last state read (or enabled) stands, so that a burst of attempts after a
+	// restart does not each wait for the same unreadable switch.
+	readBackoff = 2 * time.Second
 )
 
 // Store reads and changes endpoint states. Create it with New; Run flushes reports.
@@ -86,17 +94,26 @@ func (s *Store) remember(id string, st workflows.EndpointState) {
 }
 
 // Disabled implements postback.Health from the cache, read again after CacheTTL.
-// When the state cannot be read, the endpoint counts as enabled: a postback is
-// better tried than held for an unreadable switch.
+// When the state cannot be read within readTimeout, the last state read stands
+// (enabled if none was: a postback is better tried than held for an unreadable
+// switch) for readBackoff.
 func (s *Store) Disabled(ctx context.Context, id string) (string, bool) {
 	s.mu.Lock()
 	c, ok := s.cache[id]
 	s.mu.Unlock()
 	if !ok || s.now().Sub(c.at) > CacheTTL {
-		st, err := s.Get(ctx, id)
+		rctx, cancel := context.WithTimeout(ctx, readTimeout)
+		st, err := s.Get(rctx, id)
+		cancel()
 		if err != nil {
 			s.logger.Warn("reading endpoint state", "endpoint", id, "error", err)
-			return "", false
+			if !ok {
+				c.state = workflows.NewEndpointState()
+			}
+			s.mu.Lock()
+			s.cache[id] = cached{state: c.state, at: s.now().Add(readBackoff - CacheTTL)}
+			s.mu.Unlock()
+			return c.state.DisabledReason, !c.state.Enabled
 		}
 		c.state = st
 	}

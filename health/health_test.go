@@ -1,8 +1,14 @@
 package health
 
 import (
+	"context"
+	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/dispatchflow/dispatchflow/postback"
 	"github.com/dispatchflow/dispatchflow/workflows"
@@ -70,5 +76,53 @@ func TestMerge(t *testing.T) {
 				t.Errorf("merge = %+v, want %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// unreadable is a Temporal client whose queries never answer (the endpoint's
+// workflow is on a worker that is starting): it counts them.
+type unreadable struct {
+	client.Client
+	queries atomic.Int32
+}
+
+func (u *unreadable) QueryWorkflow(ctx context.Context, _, _, _ string, _ ...any) (converter.EncodedValue, error) {
+	u.queries.Add(1)
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// An unreadable switch costs a postback attempt at most readTimeout, keeps the
+// last state read (enabled when none was), and is not read again for
+// readBackoff: a burst of attempts after a restart does not each wait for it.
+func TestDisabledWhenUnreadable(t *testing.T) {
+	c := &unreadable{}
+	now := t0
+	s := New(c, "q", slog.New(slog.DiscardHandler))
+	s.now = func() time.Time { return now }
+
+	start := time.Now()
+	if _, off := s.Disabled(context.Background(), "crm"); off {
+		t.Error("unreadable and never read: got disabled, want enabled")
+	}
+	if took := time.Since(start); took > readTimeout+time.Second {
+		t.Errorf("the read took %s, want at most %s", took, readTimeout)
+	}
+	for range 10 {
+		s.Disabled(context.Background(), "crm")
+	}
+	if n := c.queries.Load(); n != 1 {
+		t.Errorf("%d reads within the backoff, want 1", n)
+	}
+
+	s.remember("crm", workflows.EndpointState{Enabled: false, DisabledReason: "answered 410 Gone"})
+	now = now.Add(CacheTTL + time.Second)
+	if reason, off := s.Disabled(context.Background(), "crm"); !off || reason != "answered 410 Gone" {
+		t.Errorf("unreadable once read: got %q %v, want the last state read (disabled)", reason, off)
+	}
+	now = now.Add(readBackoff + time.Second)
+	s.Disabled(context.Background(), "crm")
+	if n := c.queries.Load(); n != 3 {
+		t.Errorf("%d reads, want one more after each backoff", n)
 	}
 }
