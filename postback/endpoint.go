@@ -214,6 +214,9 @@ func (e *Endpoint) normalize(dir string) error {
 			return conffile.Errorf(fmt.Sprintf("secrets[%d]", i), "%s", err)
 		}
 	}
+	if len(e.Schedule) > MaxScheduleSteps {
+		return conffile.Errorf("schedule", "%d retry delays: at most %d", len(e.Schedule), MaxScheduleSteps)
+	}
 	for i, d := range e.Schedule {
 		if d <= 0 {
 			return conffile.Errorf(fmt.Sprintf("schedule[%d]", i), "%s must be positive", time.Duration(d))

@@ -105,6 +105,8 @@ func TestLoadFileErrors(t *testing.T) {
 			`endpoints[0] (id "crm"): events: must be []string, not string`},
 		{"negative step", "endpoints.yaml", `endpoints: [{id: crm, url: "https://x.example/", schedule: [5s, -1m]}]`,
 			`endpoints[0] (id "crm"): schedule[1]: -1m0s must be positive`},
+		{"schedule too long", "endpoints.yaml", `endpoints: [{id: crm, url: "https://x.example/", schedule: [` + strings.Repeat("1s, ", 20) + `1s]}]`,
+			`endpoints[0] (id "crm"): schedule: 21 retry delays: at most 20`},
 		{"reserved header", "endpoints.yaml", `endpoints: [{id: crm, url: "https://x.example/", headers: {webhook-signature: x}}]`,
 			`endpoints[0] (id "crm"): headers.webhook-signature: cannot be set here`},
 		{"authorization beside auth", "endpoints.yaml", `endpoints: [{id: crm, url: "https://x.example/", auth: {type: bearer, token: t}, headers: {Authorization: x}}]`,

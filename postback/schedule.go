@@ -44,6 +44,9 @@ const Jitter = 0.2
 // Attempts is how many attempts s allows in all.
 func (s Schedule) Attempts() int { return len(s) + 1 }
 
+// MaxScheduleSteps bounds an endpoint's schedule: at most 20 retry delays.
+const MaxScheduleSteps = 20
+
 // Delay is the wait before the next attempt once attempts attempts were made: 0
 // before the first (attempts == 0), then the schedule's step with ±Jitter drawn
 // from rnd (nil: the global source). ok is false once the schedule is exhausted.

@@ -296,6 +296,11 @@ const (
 	postbackAttemptTimeout   = postback.MaxTimeout + 30*time.Second
 )
 
+// maxPostbackAttempts bounds the attempts of a postback whose activity keeps
+// failing without an answer (the endpoint's schedule, which the activity applies,
+// is never reached): more than any schedule has (postback.MaxScheduleSteps + 1).
+const maxPostbackAttempts = 50
+
 // postbackCrashRetry retries an attempt whose worker died (no heartbeat): the
 // endpoint's schedule is the workflow's, not this policy's.
 var postbackCrashRetry = &temporal.RetryPolicy{
@@ -363,9 +368,13 @@ func (m *messageImpl) deliverPostback(ctx workflow.Context, seq int) {
 				deferred = true // the local attempt broke: go on as a regular activity
 				continue
 			}
-			// Its worker died, again and again: count it as a failed attempt.
+			// Its worker died, again and again: count it as a failed attempt, and
+			// give up once that has gone on for as many attempts as any schedule has.
 			res = activities.PostbackResult{Outcome: activities.OutcomeRetry, RetryIn: time.Minute, Error: lastErrorMessage(err),
 				Attempt: postback.Attempt{At: now, Error: lastErrorMessage(err), Class: postback.ClassFailure}}
+			if rec.AttemptCount+1 >= maxPostbackAttempts {
+				res.Outcome = activities.OutcomeFailed
+			}
 		}
 		if res.Outcome == activities.OutcomeDeferred {
 			deferred = true
@@ -420,6 +429,7 @@ func (m *messageImpl) holdDue() time.Time {
 // disabled, and the message may not stay open for ever.
 func (m *messageImpl) expireHeld(ctx workflow.Context) {
 	now := workflow.Now(ctx)
+	expired := false
 	for i := range m.state.Postbacks {
 		p := &m.state.Postbacks[i]
 		if p.State != PostbackHeld || now.Before(p.HeldAt.Add(m.in.Policy.MaxHold)) {
@@ -430,8 +440,11 @@ func (m *messageImpl) expireHeld(ctx workflow.Context) {
 			m.in.Policy.MaxHold, p.Endpoint, p.LastError)
 		metrics.PostbackHoldExpired(ctx, p.Endpoint)
 		workflow.GetLogger(ctx).Warn("held postback given up", "dispatch_id", m.state.DispatchID, "seq", p.Seq, "endpoint", p.Endpoint)
+		expired = true
 	}
-	m.describe(ctx)
+	if expired {
+		m.describe(ctx)
+	}
 }
 
 func (p PostbackRecord) notificationName() string {
