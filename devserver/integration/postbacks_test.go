@@ -377,9 +377,21 @@ func TestPostbackGoneDisablesThenReplay(t *testing.T) {
 	})
 	// Workers trust the state they read for health.CacheTTL.
 	time.Sleep(health.CacheTTL + 500*time.Millisecond)
+	// A replay's filters are checked, naming the field.
+	for body, want := range map[string]string{
+		`{"states": ["lost"]}`: `states: "lost" is not one of delivered, failed, held`,
+		`{"since": "2026-11-28T10:00:00Z", "until": "2026-11-28T09:00:00Z"}`: "until: must be after since",
+	} {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if resp := s.do("POST", "/v1/messages/"+first+"/postbacks/replay", body, &e); resp.StatusCode != http.StatusBadRequest || e.Error != want {
+			t.Errorf("replay %s: %d %q, want 400 %q", body, resp.StatusCode, e.Error, want)
+		}
+	}
 	for _, id := range []string{first, second} {
 		var res workflows.ReplayResult
-		if resp := s.do("POST", "/v1/messages/"+id+"/postbacks/replay", nil, &res); resp.StatusCode != http.StatusAccepted || res.Replayed != 3 {
+		if resp := s.do("POST", "/v1/messages/"+id+"/postbacks/replay", `{"states": ["held"]}`, &res); resp.StatusCode != http.StatusAccepted || res.Replayed != 3 {
 			t.Fatalf("replay %s: %d %+v, want 202 with 3 replayed", id, resp.StatusCode, res)
 		}
 	}
