@@ -16,14 +16,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/dispatchflow/dispatchflow/auth"
-	"github.com/dispatchflow/dispatchflow/message"
+	"github.com/dispatchflow/dispatchflow/bench"
+	"github.com/dispatchflow/dispatchflow/postback"
 )
 
 // Options configure a run. DefaultOptions are those of `make chaos`.
@@ -99,11 +99,6 @@ func (o Options) check() error {
 	return nil
 }
 
-// secrets are a run's credentials.
-type secrets struct {
-	apiKey, signing, intake string
-}
-
 // Run plays one chaos run and reports what it found. The error is for a run that
 // could not be played (a binary missing, a process that never came up); what
 // went wrong with the messages is in the report.
@@ -147,7 +142,7 @@ type stage struct {
 	o                    Options
 	dir                  string
 	logf                 func(string, ...any)
-	sec                  secrets
+	keys                 bench.Keys
 	sink                 *sink
 	rec                  *receiver
 	server, worker, api  *process
@@ -171,23 +166,26 @@ func newStage(ctx context.Context, o Options, dir string, logf func(string, ...a
 	}
 	s := &stage{o: o, dir: dir, logf: logf}
 	var err error
-	if s.sec, err = writeKeys(filepath.Join(dir, "keys.json")); err != nil {
-		return s, err
+	// A key whose rate limit the run cannot reach.
+	if s.keys, err = bench.WriteKeys(filepath.Join(dir, "keys.json"), "chaos", &auth.RateLimit{PerSecond: 10000, Burst: 10000}); err != nil {
+		return s, fmt.Errorf("chaos: %w", err)
 	}
 	if s.sink, err = startSink(); err != nil {
 		return s, fmt.Errorf("chaos: SMTP sink: %w", err)
 	}
-	if s.rec, err = startReceiver(s.sec.signing, o.MaxAnswerDelay, o.Seed); err != nil {
+	if s.rec, err = startReceiver(s.keys.Signing, o.MaxAnswerDelay, o.Seed); err != nil {
 		return s, fmt.Errorf("chaos: postback receiver: %w", err)
 	}
 	if err := writeEndpoints(filepath.Join(dir, "endpoints.json"), s.rec.url, o); err != nil {
 		return s, err
 	}
 
-	temporalPort, apiPort, err := freePorts()
+	// Temporal's port and the API's, kept across restarts.
+	ports, err := bench.FreePorts(2)
 	if err != nil {
 		return s, err
 	}
+	temporalPort, apiPort := ports[0], ports[1]
 	if err := s.startServer(ctx, bins["dispatchflow-dev"], temporalPort); err != nil {
 		return s, err
 	}
@@ -205,7 +203,7 @@ func (s *stage) startServer(ctx context.Context, bin string, port int) error {
 	if err != nil {
 		return err
 	}
-	if err := waitTemporal(ctx, s.temporalAddr, 2*time.Minute); err != nil {
+	if err := bench.WaitTemporal(ctx, s.temporalAddr, 2*time.Minute); err != nil {
 		return fmt.Errorf("chaos: %w (log: %s)", err, s.server.logPath)
 	}
 	return nil
@@ -235,7 +233,7 @@ func (s *stage) startDispatchflow(ctx context.Context, bin string, apiPort int) 
 	if s.api, err = startProcess("api", bin, filepath.Join(s.dir, "api.log"), env, s.o.RestartDelay, s.logf, "api"); err != nil {
 		return err
 	}
-	if err := waitHealthy(ctx, s.apiURL+"/healthz", time.Minute); err != nil {
+	if err := bench.WaitHealthy(ctx, s.apiURL+"/healthz", time.Minute); err != nil {
 		return fmt.Errorf("chaos: API: %w (log: %s)", err, s.api.logPath)
 	}
 	return nil
@@ -258,7 +256,7 @@ func (s *stage) stop() {
 func (s *stage) play(ctx context.Context) (Report, error) {
 	o := s.o
 	start := time.Now()
-	api := newAPIClient(s.apiURL, s.sec.apiKey, s.sec.intake, o.RetryFor)
+	api := newAPIClient(s.apiURL, s.keys.APIKey, s.keys.Intake, o.RetryFor)
 	l := &load{o: o, api: api, sink: s.sink, run: strconv.FormatUint(o.Seed, 36)}
 	in := newInjector(o, s.worker, s.api, s.server, s.rec, s.apiURL+"/healthz", s.temporalAddr, l.progress, s.logf)
 
@@ -322,40 +320,23 @@ func (s *stage) settle(ctx context.Context, lives []*life) {
 	}
 }
 
-// writeKeys writes a keys file: workspace default with a signing and an intake
-// secret, and one key of every scope whose rate limit the run cannot reach.
-func writeKeys(path string) (secrets, error) {
-	plain, k, err := auth.NewKey("chaos", message.DefaultWorkspace, []auth.Scope{auth.ScopeAll})
-	if err != nil {
-		return secrets{}, err
-	}
-	k.RateLimit = &auth.RateLimit{PerSecond: 10000, Burst: 10000}
-	sec := secrets{apiKey: plain, signing: auth.NewSigningSecret(), intake: auth.NewSigningSecret()}
-	raw, err := json.Marshal(map[string]any{
-		"workspaces": []auth.Workspace{{Name: message.DefaultWorkspace, SigningSecrets: []string{sec.signing}, IntakeSecrets: []string{sec.intake}}},
-		"keys":       []auth.Key{k},
-	})
-	if err != nil {
-		return secrets{}, err
-	}
-	if err := os.WriteFile(path, raw, 0o600); err != nil {
-		return secrets{}, fmt.Errorf("chaos: keys file: %w", err)
-	}
-	return sec, nil
-}
-
 // writeEndpoints writes the endpoints file: one braze-format endpoint, the
 // receiver, signed with the workspace's signing secret. Its retry schedule is
 // short (the default waits 5 minutes after the second failure) and long enough to
-// outlast the receiver's outage and the kills.
+// outlast the receiver's outage and the kills: 1, 2 and 4 s, then steps of 5 s,
+// longer where the schedule's bound (postback.MaxScheduleSteps) asks for it.
 func writeEndpoints(path, url string, o Options) error {
 	var schedule []string
 	total := time.Duration(0)
 	for _, d := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
 		schedule, total = append(schedule, d.String()), total+d
 	}
-	for total < o.Outage+2*time.Minute && len(schedule) < 40 {
-		schedule, total = append(schedule, "5s"), total+5*time.Second
+	need, step := o.Outage+2*time.Minute, 5*time.Second
+	if left := time.Duration(postback.MaxScheduleSteps - len(schedule)); left*step < need-total {
+		step = ((need - total) / left).Truncate(time.Second) + time.Second
+	}
+	for total < need && len(schedule) < postback.MaxScheduleSteps {
+		schedule, total = append(schedule, step.String()), total+step
 	}
 	raw, err := json.Marshal(map[string]any{"endpoints": []map[string]any{{
 		"id": "chaos", "url": url, "schedule": schedule, "timeout": "10s",
@@ -367,19 +348,4 @@ func writeEndpoints(path, url string, o Options) error {
 		return fmt.Errorf("chaos: endpoints file: %w", err)
 	}
 	return nil
-}
-
-// freePorts picks two free loopback ports: Temporal's and the API's (kept across
-// restarts).
-func freePorts() (int, int, error) {
-	var ports []int
-	for range 2 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, 0, err
-		}
-		defer ln.Close()
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports[0], ports[1], nil
 }

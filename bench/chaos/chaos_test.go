@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dispatchflow/dispatchflow/postback"
 )
 
 // TestChaos plays a short run — 80 messages, one kill of each process, a 5 s
@@ -161,6 +163,34 @@ func TestInOrder(t *testing.T) {
 	} {
 		if inOrder(c.got) != c.want {
 			t.Errorf("inOrder(%v) = %v, want %v", c.got, !c.want, c.want)
+		}
+	}
+}
+
+// The endpoints file is one the API loads, its schedule within the bound and
+// long enough to outlast the outage and the kills.
+func TestWriteEndpoints(t *testing.T) {
+	for _, outage := range []time.Duration{0, 5 * time.Second, 30 * time.Second, 10 * time.Minute} {
+		o := DefaultOptions()
+		o.Outage = outage
+		path := filepath.Join(t.TempDir(), "endpoints.json")
+		if err := writeEndpoints(path, "http://127.0.0.1:1/postbacks", o); err != nil {
+			t.Fatal(err)
+		}
+		set, err := postback.LoadFile(path)
+		if err != nil {
+			t.Fatalf("outage %s: %v", outage, err)
+		}
+		ep, ok := set.Get("chaos")
+		if !ok {
+			t.Fatalf("outage %s: no endpoint chaos", outage)
+		}
+		var total time.Duration
+		for _, d := range ep.Schedule {
+			total += time.Duration(d)
+		}
+		if total < outage+2*time.Minute {
+			t.Errorf("outage %s: schedule %v lasts %s, want at least the outage and 2 minutes", outage, ep.Schedule, total)
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/dispatchflow/dispatchflow/bench"
 )
 
 // Faults counts the faults injected, by kind.
@@ -126,7 +128,7 @@ func (in *injector) killAPI(ctx context.Context) {
 		return
 	}
 	in.count("SIGKILL API", at, func(f *Faults) { f.APIKills++ })
-	if err := waitHealthy(ctx, in.healthURL, time.Minute); err != nil {
+	if err := bench.WaitHealthy(ctx, in.healthURL, time.Minute); err != nil {
 		in.logf("fault: API restarted, but: %v", err)
 	}
 }
@@ -139,7 +141,7 @@ func (in *injector) killServer(ctx context.Context) {
 		return
 	}
 	in.count("SIGKILL Temporal server", at, func(f *Faults) { f.ServerKills++ })
-	if err := waitTemporal(ctx, in.temporal, time.Minute); err != nil {
+	if err := bench.WaitTemporal(ctx, in.temporal, time.Minute); err != nil {
 		in.logf("fault: Temporal server restarted, but: %v", err)
 	}
 }

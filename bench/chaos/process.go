@@ -2,17 +2,14 @@ package chaos
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"go.temporal.io/sdk/client"
+	"github.com/dispatchflow/dispatchflow/bench"
 )
 
 // process is a child process that is restarted, with the same arguments and
@@ -26,11 +23,11 @@ type process struct {
 	logf       func(format string, args ...any)
 
 	mu         sync.Mutex
-	cmd        *exec.Cmd
-	killed     bool          // the current exit is ours
-	stopped    bool          // no more restarts
-	restarted  chan struct{} // closed when the next generation has started
-	exited     chan struct{} // closed when supervise returns
+	cur        *bench.Process // the current generation
+	killed     bool           // the current exit is ours
+	stopped    bool           // no more restarts
+	restarted  chan struct{}  // closed when the next generation has started
+	exited     chan struct{}  // closed when supervise returns
 	unexpected int
 }
 
@@ -38,29 +35,19 @@ type process struct {
 func startProcess(name, path, logPath string, env []string, delay time.Duration, logf func(string, ...any), args ...string) (*process, error) {
 	p := &process{name: name, path: path, args: args, env: env, logPath: logPath, delay: delay, logf: logf,
 		restarted: make(chan struct{}), exited: make(chan struct{})}
-	cmd, err := p.launch()
+	cur, err := p.launch()
 	if err != nil {
 		return nil, err
 	}
-	p.cmd = cmd
+	p.cur = cur
 	go p.supervise()
 	return p, nil
 }
 
-// launch starts one generation of the process.
-func (p *process) launch() (*exec.Cmd, error) {
-	f, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("%s: log file: %w", p.name, err)
-	}
-	defer f.Close() // the child holds its own descriptor
-	cmd := exec.Command(p.path, p.args...)
-	cmd.Env = p.env
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s (%s): %w", p.name, p.path, err)
-	}
-	return cmd, nil
+// launch starts one generation of the process. Its stops are ours (kill, stop),
+// not a context's.
+func (p *process) launch() (*bench.Process, error) {
+	return bench.StartProcess(context.Background(), p.name, p.path, p.logPath, p.env, p.args...)
 }
 
 // supervise waits for each generation to exit and starts the next one after
@@ -69,9 +56,9 @@ func (p *process) supervise() {
 	defer close(p.exited)
 	for {
 		p.mu.Lock()
-		cmd := p.cmd
+		cur := p.cur
 		p.mu.Unlock()
-		err := cmd.Wait()
+		err := cur.Wait()
 
 		p.mu.Lock()
 		if p.stopped {
@@ -94,7 +81,7 @@ func (p *process) supervise() {
 			}
 			next, err := p.launch()
 			if err == nil {
-				p.cmd = next
+				p.cur = next
 				close(p.restarted)
 				p.restarted = make(chan struct{})
 				p.mu.Unlock()
@@ -117,7 +104,7 @@ func (p *process) kill() error {
 	}
 	p.killed = true
 	restarted := p.restarted
-	err := p.cmd.Process.Signal(syscall.SIGKILL)
+	err := p.cur.Signal(syscall.SIGKILL)
 	if err != nil {
 		p.killed = false // it exited by itself: supervise counts it and restarts it
 	}
@@ -143,15 +130,10 @@ func (p *process) stop() {
 	}
 	p.mu.Lock()
 	p.stopped = true
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	cmd := p.cmd
+	cur := p.cur
 	p.mu.Unlock()
-	select {
-	case <-p.exited:
-	case <-time.After(15 * time.Second):
-		_ = cmd.Process.Kill()
-		<-p.exited
-	}
+	cur.Stop()
+	<-p.exited
 }
 
 // childEnv is the harness's environment without dispatchflow's and Temporal's
@@ -166,60 +148,6 @@ func childEnv(env ...string) []string {
 	}
 	return append(out, env...)
 }
-
-// waitTemporal waits until the Temporal frontend at addr answers a client.
-func waitTemporal(ctx context.Context, addr string, d time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	for {
-		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
-		c, err := client.DialContext(dctx, client.Options{HostPort: addr, Logger: quietLogger{}})
-		dcancel()
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("temporal server at %s not answering after %s: %w", addr, d, err)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-// waitHealthy waits until url answers 200.
-func waitHealthy(ctx context.Context, url string, d time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	hc := &http.Client{Timeout: 5 * time.Second}
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := hc.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = errors.New(resp.Status)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s not healthy after %s: %w", url, d, err)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-// quietLogger drops the Temporal SDK's logs.
-type quietLogger struct{}
-
-func (quietLogger) Debug(string, ...any) {}
-func (quietLogger) Info(string, ...any)  {}
-func (quietLogger) Warn(string, ...any)  {}
-func (quietLogger) Error(string, ...any) {}
 
 // tail returns the last n bytes of the file at path, on one line.
 func tail(path string, n int64) string {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"text/tabwriter"
 	"time"
+
+	"github.com/dispatchflow/dispatchflow/bench"
 )
 
 // Report is what a run found.
@@ -149,7 +151,7 @@ func (s *stage) check(ctx context.Context, api *apiClient, lives []*life, start 
 	for _, id := range st.twoBodiesIDs {
 		c.example("two bodies under webhook-id %s", id)
 	}
-	c.r.P99Delay = percentile(c.delays, 99)
+	c.r.P99Delay = bench.Percentile(c.delays, 99)
 	return c.r
 }
 
@@ -279,15 +281,4 @@ func subset(got, want []string) bool {
 		}
 	}
 	return true
-}
-
-// percentile returns the p-th percentile of ds (nearest rank); 0 for none.
-func percentile(ds []time.Duration, p int) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := (len(s)*p + 99) / 100
-	return s[max(0, min(len(s)-1, i-1))]
 }
