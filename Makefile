@@ -13,7 +13,7 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-8s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
-run: ## Run everything locally: Temporal server + Web UI (:8233), worker, API (:8080), sandbox ESP.
+run: ## Run everything locally: Temporal server + Web UI (:8233), worker, API (:8080), sandbox ESP; with DISPATCHFLOW_PAYLOAD_KEY, the UI's codec server (:8081).
 	go build -C devserver -o ../bin/dispatchflow-dev ./cmd/dispatchflow-dev
 	DISPATCHFLOW_DEV_INBOX=$${DISPATCHFLOW_DEV_INBOX:-true} bin/dispatchflow-dev -data-dir "$(DATA_DIR)"
 
@@ -46,7 +46,7 @@ chaos: ## Kill the worker, API and Temporal server under load, then check every 
 CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: ui-check
-ui-check: ## Check the Temporal UI as a person would, in headless Chromium; screenshots in .ui-check/ (docs/ui-check.md).
+ui-check: ## Check the Temporal UI as a person would, in headless Chromium, payloads in clear then encrypted (codec server); screenshots in .ui-check/ (docs/ui-check.md).
 	@test -x "$(CHROMIUM)" || { \
 		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 		echo "ui-check: $(CHROMIUM) is missing; installing Debian's chromium: $$sudo apt-get install -y chromium"; \

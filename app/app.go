@@ -97,6 +97,8 @@ const ConnectWait = time.Minute
 // ESP intake there too, or on cfg.IntakeAddr when set. /metrics is served on its
 // own listener, cfg.MetricsAddr (unless empty), never on a listener that faces
 // the ESPs — unless cfg.MetricsAddr is cfg.HTTPAddr, which asks for exactly that.
+// The API serves the codec server (starter.API.CodecHandler) on cfg.CodecAddr
+// when set, a listener of its own too.
 func Run(ctx context.Context, c client.Client, cfg config.Config, logger *slog.Logger, roles Roles) error {
 	if !roles.API && !roles.Worker {
 		return errors.New("nothing to run")
@@ -111,10 +113,13 @@ func Run(ctx context.Context, c client.Client, cfg config.Config, logger *slog.L
 		if cfg.Auth == "off" {
 			logger.Warn("DISPATCHFLOW_AUTH=off: the management API needs no key; anyone who reaches " + cfg.HTTPAddr + " may send, read and change every workspace's messages")
 		}
+		if cfg.CodecAddr != "" && cfg.CodecAuth == "off" {
+			logger.Warn("DISPATCHFLOW_CODEC_AUTH=off: the codec server needs no key; anyone who reaches " + cfg.CodecAddr + " may decode every message's payloads (a developer's machine only)")
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	n := 0
 	if roles.Worker {
 		n++
@@ -139,6 +144,10 @@ func Run(ctx context.Context, c client.Client, cfg config.Config, logger *slog.L
 		if ih := api.IntakeHandler(); ih != nil {
 			n++
 			go func() { errc <- starter.Serve(ctx, "intake", cfg.IntakeAddr, ih, logger) }()
+		}
+		if ch := api.CodecHandler(); ch != nil {
+			n++
+			go func() { errc <- starter.Serve(ctx, "codec", cfg.CodecAddr, ch, logger) }()
 		}
 	}
 	var first error

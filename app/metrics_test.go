@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dispatchflow/dispatchflow/app"
+	"github.com/dispatchflow/dispatchflow/config"
 	"github.com/dispatchflow/dispatchflow/metrics"
 )
 
@@ -90,5 +91,16 @@ func TestServeMetricsAddressInUse(t *testing.T) {
 	err = app.ServeMetrics(context.Background(), ln.Addr().String(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err == nil || !strings.Contains(err.Error(), "DISPATCHFLOW_METRICS_ADDR") {
 		t.Errorf("got %v, want an error naming DISPATCHFLOW_METRICS_ADDR", err)
+	}
+}
+
+// The API refuses to start a codec server that has no payload key to decode with.
+func TestRunCodecWithoutPayloadKey(t *testing.T) {
+	t.Parallel()
+	cfg := config.Config{Auth: "off", IDSecret: strings.Repeat("s", config.MinIDSecretLength), HTTPAddr: freeAddr(t),
+		CodecAddr: freeAddr(t), CodecAuth: "off"}
+	err := app.Run(context.Background(), nil, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), app.Roles{API: true})
+	if err == nil || !strings.Contains(err.Error(), "DISPATCHFLOW_CODEC_ADDR") || !strings.Contains(err.Error(), "DISPATCHFLOW_PAYLOAD_KEY") {
+		t.Errorf("got %v, want an error naming DISPATCHFLOW_CODEC_ADDR and DISPATCHFLOW_PAYLOAD_KEY", err)
 	}
 }

@@ -21,19 +21,25 @@ import (
 // Scope is a permission a key carries.
 type Scope string
 
-// The scopes. ScopeAll grants every scope, those added later included.
+// The scopes. ScopeAll grants every scope of a workspace, those added later
+// included — not ScopePayloadsDecode, which reaches across workspaces and must be
+// granted by name.
 const (
 	ScopeMessagesSend    Scope = "messages:send"
 	ScopeMessagesRead    Scope = "messages:read"
 	ScopePostbacksReplay Scope = "postbacks:replay"
 	ScopeFallbackWrite   Scope = "fallback:write"
 	ScopeEndpointsAdmin  Scope = "endpoints:admin"
-	ScopeAll             Scope = "*"
+	// ScopePayloadsDecode lets the Temporal UI decode (and encode) payloads through
+	// the codec server (DISPATCHFLOW_CODEC_ADDR): every workspace's messages, in
+	// clear. Payloads are not per workspace: it is an operator's scope.
+	ScopePayloadsDecode Scope = "payloads:decode"
+	ScopeAll            Scope = "*"
 )
 
 // Scopes lists every scope a key may carry (ScopeAll included).
 var Scopes = []Scope{
-	ScopeMessagesSend, ScopeMessagesRead, ScopePostbacksReplay, ScopeFallbackWrite, ScopeEndpointsAdmin, ScopeAll,
+	ScopeMessagesSend, ScopeMessagesRead, ScopePostbacksReplay, ScopeFallbackWrite, ScopeEndpointsAdmin, ScopePayloadsDecode, ScopeAll,
 }
 
 // RateLimit is a token bucket: PerSecond tokens added per second up to Burst.
@@ -72,7 +78,7 @@ type Key struct {
 
 // Has reports whether k carries scope s (or "*").
 func (k *Key) Has(s Scope) bool {
-	return slices.Contains(k.Scopes, s) || slices.Contains(k.Scopes, ScopeAll)
+	return slices.Contains(k.Scopes, s) || (s != ScopePayloadsDecode && slices.Contains(k.Scopes, ScopeAll))
 }
 
 // Limit is k's rate limit (DefaultRateLimit when unset).

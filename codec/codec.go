@@ -5,7 +5,9 @@
 //
 // Search attributes are not payloads and stay readable (they never hold
 // personal data). The Temporal Web UI shows encrypted payloads as such, the
-// workflow's summary and details included, unless it is given a codec server.
+// workflow's summary and details included, unless it is given a codec server:
+// the API serves one over a Keyring on DISPATCHFLOW_CODEC_ADDR
+// (starter.API.CodecHandler).
 package codec
 
 import (

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -161,6 +162,21 @@ type Config struct {
 	// own so that metrics never face the ESPs. Set it to HTTPAddr to serve them on
 	// the API's listener instead. Empty: no metrics listener. Defaults to ":9090".
 	MetricsAddr string `envconfig:"METRICS_ADDR" default:":9090" desc:"address every process serves /metrics on (empty: none; the API's HTTP_ADDR: on the API)"`
+	// CodecAddr, when set, is where the API serves the codec server that the
+	// Temporal Web UI (or the Temporal CLI's --codec-endpoint) calls to show
+	// encrypted payloads in clear: POST /codec/encode and /codec/decode, on a
+	// listener of its own, never the API's nor the intake's. It needs a payload
+	// key (PayloadKey or PayloadKeys). Empty: no codec server.
+	CodecAddr string `envconfig:"CODEC_ADDR" desc:"address of the codec server for the Temporal UI (/codec/encode, /codec/decode) on its own listener; needs PAYLOAD_KEY (empty: none)"`
+	// CodecCORSOrigins are the origins (scheme://host[:port], exact, no
+	// wildcard) of the Temporal UIs whose browsers may call the codec server.
+	// Others get no CORS headers, and their requests are refused.
+	CodecCORSOrigins []string `envconfig:"CODEC_CORS_ORIGINS" desc:"origins of the Temporal UIs allowed to call the codec server, e.g. https://temporal.example.com (exact; no wildcard)"`
+	// CodecAuth is "on" (default): a codec request needs an API key of
+	// APIKeysFile with the payloads:decode scope. "off" decodes for anyone who
+	// reaches CodecAddr — refused unless CodecAddr is a loopback address (make
+	// run, on a developer's machine).
+	CodecAuth string `envconfig:"CODEC_AUTH" default:"on" desc:"on | off: API key with payloads:decode required by the codec server (off: loopback CODEC_ADDR only)"`
 
 	// EndpointsFile names the postback endpoints file (YAML or JSON, see
 	// docs/postbacks.md). Empty: no configured endpoints (DISPATCHFLOW_POSTBACK_URL
@@ -391,6 +407,9 @@ func (c *Config) validate() error {
 			return fmt.Errorf("DISPATCHFLOW_METRICS_ADDR: %q is not host:port", c.MetricsAddr)
 		}
 	}
+	if err := c.validateCodecFormat(); err != nil {
+		return err
+	}
 	if _, err := netguard.ParseNetworks(c.TrustedProxies); err != nil {
 		return fmt.Errorf("DISPATCHFLOW_TRUSTED_PROXIES: %w", err)
 	}
@@ -474,7 +493,98 @@ func (c Config) ValidateAPI() error {
 	if c.IDSecret == "" {
 		return fmt.Errorf("DISPATCHFLOW_ID_SECRET: required: %d or more random characters keying dispatch_ids (e.g. openssl rand -base64 32)", MinIDSecretLength)
 	}
+	if err := c.validateCodec(); err != nil {
+		return err
+	}
 	return c.validateWebhooks(true)
+}
+
+// validateCodecFormat checks the form of the codec server's variables.
+func (c Config) validateCodecFormat() error {
+	switch c.CodecAuth {
+	case "", "on", "off":
+	default:
+		return fmt.Errorf("DISPATCHFLOW_CODEC_AUTH: %q is not one of on, off", c.CodecAuth)
+	}
+	if c.CodecAddr != "" {
+		if _, _, err := net.SplitHostPort(c.CodecAddr); err != nil {
+			return fmt.Errorf("DISPATCHFLOW_CODEC_ADDR: %q is not host:port", c.CodecAddr)
+		}
+		for name, addr := range map[string]string{
+			"DISPATCHFLOW_HTTP_ADDR":    c.HTTPAddr,
+			"DISPATCHFLOW_INTAKE_ADDR":  c.IntakeAddr,
+			"DISPATCHFLOW_METRICS_ADDR": c.MetricsAddr,
+		} {
+			if addr != "" && addr == c.CodecAddr {
+				return fmt.Errorf("DISPATCHFLOW_CODEC_ADDR: %q is %s too: the codec server has a listener of its own", c.CodecAddr, name)
+			}
+		}
+	}
+	for _, o := range c.CodecCORSOrigins {
+		if err := checkOrigin(o); err != nil {
+			return fmt.Errorf("DISPATCHFLOW_CODEC_CORS_ORIGINS: %w", err)
+		}
+	}
+	return nil
+}
+
+// validateCodec checks what the codec server needs to start: a payload key to
+// decode with, keys to authenticate its callers (unless DISPATCHFLOW_CODEC_AUTH=off,
+// which only a loopback address may have).
+func (c Config) validateCodec() error {
+	if err := c.validateCodecFormat(); err != nil {
+		return err
+	}
+	if c.CodecAddr == "" {
+		return nil
+	}
+	if len(c.PayloadKeyList()) == 0 {
+		return fmt.Errorf("DISPATCHFLOW_CODEC_ADDR: the codec server needs DISPATCHFLOW_PAYLOAD_KEY (or DISPATCHFLOW_PAYLOAD_KEYS): without one, payloads are not encrypted and there is nothing to decode")
+	}
+	if c.CodecAuth == "off" {
+		if !loopbackAddr(c.CodecAddr) {
+			return fmt.Errorf("DISPATCHFLOW_CODEC_AUTH: off is for a developer's machine: DISPATCHFLOW_CODEC_ADDR %q must then be a loopback address (127.0.0.1:port, [::1]:port, localhost:port)", c.CodecAddr)
+		}
+		return nil
+	}
+	if c.APIKeysFile == "" {
+		return fmt.Errorf("DISPATCHFLOW_API_KEYS_FILE: required by the codec server (DISPATCHFLOW_CODEC_ADDR): its callers need a key with the scope payloads:decode")
+	}
+	return nil
+}
+
+// loopbackAddr reports whether host:port addr listens on loopback only.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// checkOrigin accepts a browser origin as Origin headers carry it:
+// http(s)://host[:port], nothing else (no path, no trailing slash, no wildcard).
+func checkOrigin(o string) error {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Contains(u.Host, "*") ||
+		u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" || strings.HasSuffix(o, "?") || strings.HasSuffix(o, "#") {
+		return fmt.Errorf("%q is not an origin: want scheme://host[:port], e.g. https://temporal.example.com (exact; no wildcard, no path)", o)
+	}
+	host := u.Host
+	if (u.Scheme == "http" && u.Port() == "80") || (u.Scheme == "https" && u.Port() == "443") {
+		host = u.Hostname() // browsers leave the scheme's default port out
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+	}
+	if want := strings.ToLower(u.Scheme + "://" + host); o != want {
+		return fmt.Errorf("%q is not an origin as browsers send it: want %s", o, want)
+	}
+	return nil
 }
 
 // Keys reads DISPATCHFLOW_API_KEYS_FILE (checked by Load). Nil without one.

@@ -53,6 +53,16 @@ func TestLoadNamesTheVariable(t *testing.T) {
 		{"DISPATCHFLOW_FALLBACK_WEBHOOK_HOSTS", "https://hooks.example/x"},
 		{"DISPATCHFLOW_FALLBACK_MIN_DURATION", "-1s"},
 		{"DISPATCHFLOW_FALLBACK_SENT_WITHIN", "1s"}, // below the 1m minimum: every policy would be refused
+		{"DISPATCHFLOW_CODEC_ADDR", "8081"},
+		{"DISPATCHFLOW_CODEC_ADDR", ":8080"}, // the API's own listener
+		{"DISPATCHFLOW_CODEC_ADDR", ":9090"}, // the metrics' listener
+		{"DISPATCHFLOW_CODEC_AUTH", "maybe"},
+		{"DISPATCHFLOW_CODEC_CORS_ORIGINS", "*"},
+		{"DISPATCHFLOW_CODEC_CORS_ORIGINS", "http://localhost:8233/"},
+		{"DISPATCHFLOW_CODEC_CORS_ORIGINS", "https://*.example.com"},
+		{"DISPATCHFLOW_CODEC_CORS_ORIGINS", "localhost:8233"},
+		{"DISPATCHFLOW_CODEC_CORS_ORIGINS", "https://ui.example.com:443"},
+		{"DISPATCHFLOW_CODEC_CORS_ORIGINS", "https://UI.example.com"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.env, func(t *testing.T) {
@@ -91,6 +101,19 @@ func TestValidateAPI(t *testing.T) {
 		{"auth off", Config{Auth: "off", IDSecret: strings.Repeat("s", 32)}, ""},
 		{"no id secret", Config{Auth: "off"}, "DISPATCHFLOW_ID_SECRET"},
 		{"keys and secret", Config{Auth: "on", APIKeysFile: "keys.yaml", IDSecret: strings.Repeat("s", 32)}, ""},
+		// The codec server: a payload key to decode with, keys to authenticate its
+		// callers (DISPATCHFLOW_AUTH=off does not switch them off), or
+		// DISPATCHFLOW_CODEC_AUTH=off on loopback only.
+		{"codec without payload key", Config{Auth: "off", IDSecret: strings.Repeat("s", 32), CodecAddr: "127.0.0.1:8081", CodecAuth: "off"}, "DISPATCHFLOW_CODEC_ADDR"},
+		{"codec", Config{Auth: "on", APIKeysFile: "keys.yaml", IDSecret: strings.Repeat("s", 32), CodecAddr: ":8081", PayloadKey: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}, ""},
+		{"codec during a rotation", Config{Auth: "on", APIKeysFile: "keys.yaml", IDSecret: strings.Repeat("s", 32), CodecAddr: ":8081", PayloadKeys: []string{"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}}, ""},
+		{"codec without keys", Config{Auth: "off", IDSecret: strings.Repeat("s", 32), CodecAddr: ":8081", PayloadKey: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}, "DISPATCHFLOW_API_KEYS_FILE"},
+		{"codec auth off on loopback", Config{Auth: "off", IDSecret: strings.Repeat("s", 32), CodecAddr: "127.0.0.1:8081", CodecAuth: "off", PayloadKey: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}, ""},
+		{"codec auth off on ::1", Config{Auth: "off", IDSecret: strings.Repeat("s", 32), CodecAddr: "[::1]:8081", CodecAuth: "off", PayloadKey: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}, ""},
+		{"codec auth off on localhost", Config{Auth: "off", IDSecret: strings.Repeat("s", 32), CodecAddr: "localhost:8081", CodecAuth: "off", PayloadKey: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}, ""},
+		{"codec auth off on every address", Config{Auth: "off", IDSecret: strings.Repeat("s", 32), CodecAddr: ":8081", CodecAuth: "off", PayloadKey: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}, "DISPATCHFLOW_CODEC_AUTH"},
+		{"codec auth off on a public address", Config{Auth: "off", IDSecret: strings.Repeat("s", 32), CodecAddr: "10.0.0.5:8081", CodecAuth: "off", PayloadKey: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}, "DISPATCHFLOW_CODEC_AUTH"},
+		{"codec origin", Config{Auth: "off", IDSecret: strings.Repeat("s", 32), CodecCORSOrigins: []string{"http://localhost:8233", "https://temporal.example.com", "http://[::1]:8233"}}, ""},
 	} {
 		err := tt.cfg.ValidateAPI()
 		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {

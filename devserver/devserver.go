@@ -69,6 +69,12 @@ type Options struct {
 	// UIPort of the Temporal Web UI. Defaults to 0, which means no UI.
 	UIPort int
 
+	// UICodecEndpoint, when set, is the codec server the Web UI decodes payloads
+	// with (its codec.endpoint, e.g. "http://127.0.0.1:8081/codec"): the
+	// browser posts to {UICodecEndpoint}/decode and /encode, without credentials
+	// (a codec server on loopback, without authentication).
+	UICodecEndpoint string
+
 	// Namespace to create. Defaults to "default". It is created with a
 	// workflow retention of 24h (the only retention the SQLite bootstrap
 	// supports; change it afterwards with UpdateNamespace if needed).
@@ -201,7 +207,7 @@ func Start(opts Options) (*Server, error) {
 		return nil, err
 	}
 	if opts.UIPort != 0 && opts.TLS == nil {
-		s.ui, err = startUI(ctx, opts.IP, opts.UIPort, hostPort, opts.Namespace)
+		s.ui, err = startUI(ctx, opts.IP, opts.UIPort, hostPort, opts.Namespace, opts.UICodecEndpoint)
 		if err != nil {
 			_ = s.Stop()
 			return nil, err

@@ -22,8 +22,9 @@ type uiServer struct {
 }
 
 // startUI serves the Web UI on ip:port for the frontend at frontendHostPort
-// and returns once the UI accepts connections.
-func startUI(ctx context.Context, ip string, port int, frontendHostPort, namespace string) (*uiServer, error) {
+// (decoding payloads with the codec server at codecEndpoint, if any) and
+// returns once the UI accepts connections.
+func startUI(ctx context.Context, ip string, port int, frontendHostPort, namespace, codecEndpoint string) (*uiServer, error) {
 	addr := net.JoinHostPort(ip, strconv.Itoa(port))
 	// ui-server exits the whole process (echo's Logger.Fatal) when it cannot
 	// listen, so make sure the port is free first. Another process could
@@ -49,6 +50,10 @@ func startUI(ctx context.Context, ip string, port int, frontendHostPort, namespa
 		// No request logging to stdout, no fetching news from the internet.
 		HideLogs:         true,
 		DisableNewsFetch: true,
+		// The browser calls the codec server itself (CORS). No access token:
+		// the UI passes one to an https endpoint only, and make run's codec
+		// server on loopback needs none.
+		Codec: uiconfig.Codec{Endpoint: codecEndpoint},
 	}))
 	u := &uiServer{srv: srv, done: make(chan error, 1)}
 	go func() { u.done <- srv.Start() }()

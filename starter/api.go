@@ -95,6 +95,12 @@ type API struct {
 	idSecret []byte
 	// dataConverter decodes the request digest kept in a message's memo.
 	dataConverter converter.DataConverter
+	// keyring is the payload keys (nil: payloads in clear); the codec server
+	// (DISPATCHFLOW_CODEC_ADDR) encodes and decodes with it.
+	keyring *codec.Keyring
+	// codecKeys authenticate the codec server's callers (nil:
+	// DISPATCHFLOW_CODEC_AUTH=off, or no codec server).
+	codecKeys *auth.Keys
 	// trustedProxies may tell the client's address in X-Forwarded-For
 	// (DISPATCHFLOW_TRUSTED_PROXIES).
 	trustedProxies []netip.Prefix
@@ -124,8 +130,15 @@ func New(c client.Client, cfg config.Config, logger *slog.Logger) *API {
 		panic("starter: DISPATCHFLOW_ID_SECRET (config.ValidateAPI checks it) is missing or short")
 	}
 	a.idSecret = []byte(cfg.IDSecret)
-	if a.dataConverter, _, err = codec.ForKeys(cfg.PayloadKeyList()); err != nil {
+	if a.dataConverter, a.keyring, err = codec.ForKeys(cfg.PayloadKeyList()); err != nil {
 		panic(fmt.Sprintf("starter: DISPATCHFLOW_PAYLOAD_KEY (config.Load checks it): %v", err))
+	}
+	if cfg.CodecAddr != "" && cfg.CodecAuth != "off" {
+		if a.codecKeys = a.keys; a.codecKeys == nil { // DISPATCHFLOW_AUTH=off: the codec's auth is its own
+			if a.codecKeys, err = cfg.Keys(); err != nil || a.codecKeys == nil {
+				panic(fmt.Sprintf("starter: API keys of the codec server (config.ValidateAPI checks them): %v", err))
+			}
+		}
 	}
 	a.limiter = auth.NewLimiter(maxLimiterEntries)
 	a.trustedProxies, _ = netguard.ParseNetworks(cfg.TrustedProxies) // config.Load checks them

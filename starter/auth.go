@@ -61,13 +61,19 @@ func callerOf(r *http.Request) caller {
 // Bearer) carrying scope, within its networks and its rate limit. With auth off,
 // requests are limited per client address with auth.DefaultRateLimit.
 func (a *API) guard(scope auth.Scope, h http.HandlerFunc) http.HandlerFunc {
+	return a.guardWith(a.keys, scope, h)
+}
+
+// guardWith is guard with keys (nil: no key needed), for the codec server,
+// whose DISPATCHFLOW_CODEC_AUTH is not DISPATCHFLOW_AUTH.
+func (a *API) guardWith(keys *auth.Keys, scope auth.Scope, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		from := a.clientAddr(r)
 		var c caller
 		bucket, limit := "addr:"+from.String(), auth.DefaultRateLimit
-		if a.keys != nil {
+		if keys != nil {
 			token := bearerToken(r)
-			k, err := a.keys.Authenticate(token, from, a.now())
+			k, err := keys.Authenticate(token, from, a.now())
 			if err != nil {
 				a.refuseKey(w, r, token, err)
 				return

@@ -1,17 +1,27 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	sdklog "go.temporal.io/sdk/log"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/dispatchflow/dispatchflow/app"
 	"github.com/dispatchflow/dispatchflow/codec"
 	"github.com/dispatchflow/dispatchflow/config"
 	"github.com/dispatchflow/dispatchflow/message"
@@ -129,6 +139,116 @@ func TestPayloadKeyRotation(t *testing.T) {
 		c, _ := codec.NewAES(raw)
 		if ids[c.KeyID()] == 0 {
 			t.Errorf("no payload of the %s key %s in the history (key ids seen: %v)", name, c.KeyID(), ids)
+		}
+	}
+}
+
+// The codec server, as the API serves it on DISPATCHFLOW_CODEC_ADDR: the raw
+// history (read by a client without the payload key) holds only ciphertext of a
+// message's input; POSTing that input to /codec/decode, as the Temporal UI does,
+// answers the subject in clear — to a key with payloads:decode of any workspace,
+// not to one without it.
+func TestCodecServer(t *testing.T) {
+	t.Parallel()
+	key := base64.StdEncoding.EncodeToString([]byte("codec-server-key-0123456789abcde"))
+	const uiOrigin = "http://localhost:8233"
+	s := setup(t, func(c *config.Config) { c.PayloadKey = key })
+	const subject = "Codec server order #4242"
+	id := s.send(message.SendRequest{To: "codec-ok@example.com", Subject: subject, Text: "Thanks.", PostbackURL: s.postback.URL})
+
+	// The API process, with its codec server on a listener of its own.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	codecAddr := ln.Addr().String()
+	_ = ln.Close()
+	cfg := s.cfg
+	cfg.HTTPAddr, cfg.MetricsAddr = "127.0.0.1:0", ""
+	cfg.CodecAddr, cfg.CodecCORSOrigins = codecAddr, []string{uiOrigin}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx, s.client, cfg, s.logger, app.Roles{API: true}) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("app.Run: %v", err)
+		}
+	})
+
+	// The raw history, read without the payload key.
+	raw, err := client.Dial(client.Options{HostPort: temporalAddr, Namespace: s.cfg.Temporal.Namespace,
+		Logger: sdklog.NewStructuredLogger(s.logger)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	hctx, hcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer hcancel()
+	first, err := raw.GetWorkflowHistory(hctx, id, "", false, 0).Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	input := first.GetWorkflowExecutionStartedEventAttributes().GetInput()
+	if len(input.GetPayloads()) == 0 || string(input.GetPayloads()[0].GetMetadata()["encoding"]) != codec.Encoding {
+		t.Fatalf("start event input %v: want a payload with encoding %s", input, codec.Encoding)
+	}
+	if bytes.Contains(input.GetPayloads()[0].GetData(), []byte(subject)) {
+		t.Fatalf("the raw history holds the subject in clear")
+	}
+	body, err := protojson.Marshal(input) // {"payloads": [...]}, as the UI has it from the history
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	post := func(key, origin string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, "http://"+codecAddr+"/codec/decode", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Namespace", s.cfg.Temporal.Namespace)
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		var resp *http.Response
+		eventually(t, "the codec server listening", func() bool {
+			resp, err = http.DefaultClient.Do(req)
+			if err != nil {
+				req.Body, _ = req.GetBody()
+			}
+			return err == nil
+		})
+		return resp
+	}
+	for _, name := range []string{"operator"} {
+		resp := post(s.keys[name], uiOrigin)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Access-Control-Allow-Origin") != uiOrigin {
+			t.Fatalf("decode with key %s: %d %s (CORS %q), want 200 for %s", name, resp.StatusCode, b, resp.Header.Get("Access-Control-Allow-Origin"), uiOrigin)
+		}
+		var dec commonpb.Payloads
+		if err := protojson.Unmarshal(b, &dec); err != nil || len(dec.GetPayloads()) != 1 {
+			t.Fatalf("decode with key %s: %s (%v), want one payload", name, b, err)
+		}
+		var in map[string]any
+		if err := converter.GetDefaultDataConverter().FromPayload(dec.GetPayloads()[0], &in); err != nil {
+			t.Fatalf("decoded input: %v", err)
+		}
+		if got, _ := json.Marshal(in); !bytes.Contains(got, []byte(`"subject":"`+subject+`"`)) {
+			t.Errorf("decoded input with key %s: %s, want the subject %q in clear", name, got, subject)
+		}
+	}
+	// "*" is every scope of a workspace, not payloads:decode, which reaches
+	// across workspaces: a tenant's admin key decodes nothing.
+	for name, want := range map[string]int{"": http.StatusUnauthorized, "reader": http.StatusForbidden, "admin": http.StatusForbidden} {
+		resp := post(s.keys[name], "")
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || bytes.Contains(b, []byte(subject)) {
+			t.Errorf("decode with key %q: %d %s, want %d", name, resp.StatusCode, b, want)
 		}
 	}
 }

@@ -142,7 +142,7 @@ func TestStorm(t *testing.T) {
 	hook := newSlowHook(t, 0)
 	hook.setDown(true)
 	ep := uniqueID("storm")
-	s := setup(t, withEndpoints(t, map[string]any{"id": ep, "url": hook.URL, "schedule": schedule(30, "2s")}))
+	s := setup(t, withEndpoints(t, map[string]any{"id": ep, "url": hook.URL, "schedule": schedule(20, "4s")}))
 	id := s.send(message.SendRequest{To: "silent@example.com", Subject: "storm", Text: "t"})
 	eventually(t, "the sent postback retrying", func() bool {
 		st := s.state(id)

@@ -196,6 +196,8 @@ var testKeys = []struct {
 	{"reader", "default", []auth.Scope{auth.ScopeMessagesRead}, false, nil},
 	{"sender", "default", []auth.Scope{auth.ScopeMessagesSend}, false, nil},
 	{"limited", "default", []auth.Scope{auth.ScopeMessagesRead}, false, &auth.RateLimit{PerSecond: 1, Burst: 2}},
+	// An operator's key for the codec server, in another workspace than the messages it decodes.
+	{"operator", "globex", []auth.Scope{auth.ScopePayloadsDecode}, false, nil},
 }
 
 // testIntakeSecrets are the workspaces' generic intake secrets.

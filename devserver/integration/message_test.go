@@ -311,7 +311,7 @@ func TestSendAndQueryErrors(t *testing.T) {
 func TestEndpointDownDoesNotBlockEvents(t *testing.T) {
 	t.Parallel()
 	rcv := newReceiver(t)
-	s := setupWith(t, rcv, withShortRetries(t, rcv, append(schedule(3, "300ms"), schedule(30, "1s")...)...))
+	s := setupWith(t, rcv, withShortRetries(t, rcv, append(schedule(3, "300ms"), schedule(17, "2s")...)...))
 	s.postback.setDown(true)
 	id := s.send(message.SendRequest{To: "ok@example.com", Subject: "s", Text: "t", PostbackURL: s.postback.URL})
 

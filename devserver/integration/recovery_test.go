@@ -372,7 +372,7 @@ func TestEndpointAutoDisabled(t *testing.T) {
 	h := newHook(t, func(int) int { return http.StatusInternalServerError })
 	epID := uniqueID("auto-off")
 	s := setup(t, func(c *config.Config) {
-		withEndpoints(t, map[string]any{"id": epID, "url": h.URL, "schedule": schedule(40, "300ms")})(c)
+		withEndpoints(t, map[string]any{"id": epID, "url": h.URL, "schedule": schedule(20, "600ms")})(c)
 		c.EndpointDisableAfter = time.Second
 	})
 	id := s.send(message.SendRequest{To: "ok@example.com", Subject: "s", Text: "t"})

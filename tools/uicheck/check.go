@@ -50,14 +50,15 @@ type page struct {
 	Press string
 }
 
-// run performs the whole check, printing its progress to w.
+// run performs the whole check, printing its progress to w: a run of the
+// system as make run starts it, then one with a payload key (encrypted).
 func run(ctx context.Context, c checkConfig, w io.Writer) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	if err := os.MkdirAll(c.OutDir, 0o755); err != nil {
 		return err
 	}
-	for _, pattern := range []string{"*.png", "*.txt"} { // nothing stale from an earlier run
+	for _, pattern := range []string{"*.png", "*.txt", "*.json"} { // nothing stale from an earlier run
 		old, _ := filepath.Glob(filepath.Join(c.OutDir, pattern))
 		for _, f := range old {
 			_ = os.Remove(f)
@@ -66,33 +67,76 @@ func run(ctx context.Context, c checkConfig, w io.Writer) (err error) {
 	if _, err := os.Stat(c.Chromium); err != nil {
 		return fmt.Errorf("no Chromium at %s (apt-get install -y chromium): %w", c.Chromium, err)
 	}
+	b, err := startBrowser(ctx, c.Chromium)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	s := &session{c: c, b: b, w: w}
+	if err := s.plainRun(ctx); err != nil {
+		return err
+	}
+	if err := s.encryptedRun(ctx); err != nil {
+		return err
+	}
+	for _, warning := range s.warnings {
+		fmt.Fprintln(w, "ui-check: WARNING:", warning)
+	}
+	if len(s.failures) > 0 {
+		return errors.New(strings.Join(s.failures, "\n"))
+	}
+	return nil
+}
 
-	logPath := filepath.Join(c.OutDir, "dispatchflow-dev.log")
+// session is one ui-check: its browser, and what the checks found.
+type session struct {
+	c                  checkConfig
+	b                  *browser
+	w                  io.Writer
+	failures, warnings []string
+}
+
+// check checks page p of the UI at base, keeping its failure and warnings.
+func (s *session) check(base string, p page) {
+	ws, err := checkPage(s.b, s.c.OutDir, base, p, s.w)
+	s.warnings = append(s.warnings, ws...)
+	if err != nil {
+		s.failures = append(s.failures, err.Error())
+	}
+}
+
+// withSystem starts dispatchflow-dev with env (besides ui-check's own), its
+// output in the log file logName under the output directory, waits until it is
+// ready, runs f, and stops it.
+func (s *session) withSystem(ctx context.Context, logName string, env []string, f func(sys *system, logPath string) error) (err error) {
+	logPath := filepath.Join(s.c.OutDir, logName)
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return err
 	}
 	defer logFile.Close()
-	sys, err := startSystem(c.DevBinary, logFile)
+	sys, err := startSystem(s.c.DevBinary, logFile, env...)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		fmt.Fprintln(w, "ui-check: stopping dispatchflow-dev")
+		fmt.Fprintln(s.w, "ui-check: stopping dispatchflow-dev")
 		if serr := sys.stop(); serr != nil {
 			err = errors.Join(err, fmt.Errorf("stop: %w (log: %s)", serr, logPath))
 		}
 	}()
-	fmt.Fprintf(w, "ui-check: started dispatchflow-dev: API %s, Temporal UI %s, log %s\n", sys.APIURL, sys.UIURL, logPath)
+	fmt.Fprintf(s.w, "ui-check: started dispatchflow-dev: API %s, Temporal UI %s, log %s\n", sys.APIURL, sys.UIURL, logPath)
 	readyCtx, readyCancel := context.WithTimeout(ctx, 2*time.Minute)
 	err = sys.waitReady(readyCtx)
 	readyCancel()
 	if err != nil {
 		return fmt.Errorf("%w (log: %s)", err, logPath)
 	}
+	return f(sys, logPath)
+}
 
-	msgs := messages(strconv.FormatInt(time.Now().UnixNano(), 36))
-	delivered, bounced, escalated := msgs[0], msgs[1], msgs[2]
+// sendAll sends msgs through the API of sys and waits for their final states.
+func (s *session) sendAll(ctx context.Context, sys *system, logPath string, msgs []*message) error {
 	key, err := sys.apiKey()
 	if err != nil {
 		return err
@@ -102,7 +146,7 @@ func run(ctx context.Context, c checkConfig, w io.Writer) (err error) {
 		if err := api.send(ctx, m); err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "ui-check: sent the %s message: dispatch_id %s\n", m.Name, m.DispatchID)
+		fmt.Fprintf(s.w, "ui-check: sent the %s message: dispatch_id %s\n", m.Name, m.DispatchID)
 	}
 	finalCtx, finalCancel := context.WithTimeout(ctx, time.Minute)
 	defer finalCancel()
@@ -111,98 +155,104 @@ func run(ctx context.Context, c checkConfig, w io.Writer) (err error) {
 			return fmt.Errorf("%w (log: %s)", err, logPath)
 		}
 	}
-	fmt.Fprintln(w, "ui-check: the API shows delivered, bounced, and bounced with fallback escalated")
-
-	b, err := startBrowser(ctx, c.Chromium)
-	if err != nil {
-		return err
-	}
-	defer b.close()
-
-	workflowOf := func(m *message) expect {
-		return expect{m.DispatchID, fmt.Sprintf("the %s message's workflow %s", m.Name, m.DispatchID)}
-	}
-	var failures, warnings []string
-	check := func(p page) {
-		ws, err := checkPage(b, c.OutDir, sys.UIURL, p, w)
-		warnings = append(warnings, ws...)
-		if err != nil {
-			failures = append(failures, err.Error())
-		}
-	}
-	check(page{
-		Name:   "list-all",
-		Path:   listPath(""),
-		Want:   []expect{workflowOf(delivered), workflowOf(bounced), workflowOf(escalated)},
-		Reload: true,
-	})
-	check(page{
-		Name:    "list-bounced",
-		Path:    listPath(`DispatchStatus="bounced"`),
-		Want:    []expect{workflowOf(bounced), workflowOf(escalated)},
-		WantNot: []expect{workflowOf(delivered)},
-		Reload:  true,
-	})
-	check(page{
-		Name:    "list-escalated",
-		Path:    listPath(`FallbackState="escalated"`),
-		Want:    []expect{workflowOf(escalated)},
-		WantNot: []expect{workflowOf(delivered), workflowOf(bounced)},
-		Reload:  true,
-	})
-
-	personal := []expect{
-		{"bounce@example.com", "the recipient's address"},
-		{fallbackPhone, "the fallback phone number"},
-	}
-	for _, m := range []*message{bounced, escalated} {
-		run, err := runPath(b, sys.UIURL, m.DispatchID)
-		if err != nil {
-			failures = append(failures, err.Error())
-			continue
-		}
-		name := "workflow"
-		if m != bounced {
-			name += "-" + m.Name
-		}
-		// The User Metadata tab: the static summary and details given at
-		// start, and the current details the workflow keeps up to date.
-		want := []expect{
-			{"Transactional email · external_send_id " + m.ExternalSendID, "the summary"},
-			{"campaign_api_id", "the details (campaign_api_id)"},
-			{"Status: bounced since", "the current details (status)"},
-		}
-		if m.WantFallback != "" {
-			want = append(want, expect{"Fallback: " + m.WantFallback, "the current details (fallback)"})
-		}
-		check(page{Name: name, Path: run + "/user-metadata", Want: want, WantNot: personal})
-		// The Event History tab: each activity and timer with its summary.
-		want = []expect{{"hand the email to the ESP", "the ESP hand-over's summary"}, {"postback 1", "the first postback's summary"}}
-		if m.WantFallback != "" {
-			want = append(want, expect{"fallback step 1: sandbox", "the fallback step's summary"})
-		}
-		check(page{Name: name + "-history", Path: run + "/history", Want: want, Avoid: personal})
-		if m == bounced {
-			// The Queries tab: run the state query as an operator would.
-			check(page{
-				Name:  "query",
-				Path:  run + "/query",
-				Ready: []expect{{"Run Query", "the Run Query button"}},
-				Press: pressRunQuery,
-				Want: []expect{
-					{`"dispatch_id": "` + m.DispatchID + `"`, "the state query's answer (dispatch_id)"},
-					{`"status": "bounced"`, "the state query's answer (status)"},
-				},
-			})
-		}
-	}
-	for _, warning := range warnings {
-		fmt.Fprintln(w, "ui-check: WARNING:", warning)
-	}
-	if len(failures) > 0 {
-		return errors.New(strings.Join(failures, "\n"))
-	}
 	return nil
+}
+
+func workflowOf(m *message) expect {
+	return expect{m.DispatchID, fmt.Sprintf("the %s message's workflow %s", m.Name, m.DispatchID)}
+}
+
+// personal are the texts the summaries and details must never show.
+var personal = []expect{
+	{"bounce@example.com", "the recipient's address"},
+	{fallbackPhone, "the fallback phone number"},
+}
+
+// plainRun is the system as make run starts it, payloads in clear: three
+// messages, the list filtered by search attributes, two workflow pages and a query.
+func (s *session) plainRun(ctx context.Context) error {
+	return s.withSystem(ctx, "dispatchflow-dev.log", nil, func(sys *system, logPath string) error {
+		msgs := messages(strconv.FormatInt(time.Now().UnixNano(), 36))
+		delivered, bounced, escalated := msgs[0], msgs[1], msgs[2]
+		if err := s.sendAll(ctx, sys, logPath, msgs); err != nil {
+			return err
+		}
+		fmt.Fprintln(s.w, "ui-check: the API shows delivered, bounced, and bounced with fallback escalated")
+
+		s.check(sys.UIURL, page{
+			Name:   "list-all",
+			Path:   listPath(""),
+			Want:   []expect{workflowOf(delivered), workflowOf(bounced), workflowOf(escalated)},
+			Reload: true,
+		})
+		s.check(sys.UIURL, page{
+			Name:    "list-bounced",
+			Path:    listPath(`DispatchStatus="bounced"`),
+			Want:    []expect{workflowOf(bounced), workflowOf(escalated)},
+			WantNot: []expect{workflowOf(delivered)},
+			Reload:  true,
+		})
+		s.check(sys.UIURL, page{
+			Name:    "list-escalated",
+			Path:    listPath(`FallbackState="escalated"`),
+			Want:    []expect{workflowOf(escalated)},
+			WantNot: []expect{workflowOf(delivered), workflowOf(bounced)},
+			Reload:  true,
+		})
+		for _, m := range []*message{bounced, escalated} {
+			run, err := runPath(s.b, sys.UIURL, m.DispatchID)
+			if err != nil {
+				s.failures = append(s.failures, err.Error())
+				continue
+			}
+			name := "workflow"
+			if m != bounced {
+				name += "-" + m.Name
+			}
+			s.workflowPages(sys.UIURL, run, name, m, nil, personal)
+			if m == bounced {
+				s.queryPage(sys.UIURL, run, "query", m)
+			}
+		}
+		return nil
+	})
+}
+
+// workflowPages checks a message's User Metadata and Event History tabs:
+// its summary, details and current details; its activities' summaries, and
+// history (the Event History tab) shows too; avoid are warned about there.
+func (s *session) workflowPages(base, run, name string, m *message, history, avoid []expect) {
+	// The User Metadata tab: the static summary and details given at
+	// start, and the current details the workflow keeps up to date.
+	want := []expect{
+		{"Transactional email · external_send_id " + m.ExternalSendID, "the summary"},
+		{"campaign_api_id", "the details (campaign_api_id)"},
+		{"Status: " + m.WantStatus + " since", "the current details (status)"},
+	}
+	if m.WantFallback != "" {
+		want = append(want, expect{"Fallback: " + m.WantFallback, "the current details (fallback)"})
+	}
+	s.check(base, page{Name: name, Path: run + "/user-metadata", Want: want, WantNot: personal})
+	// The Event History tab: each activity and timer with its summary.
+	want = []expect{{"hand the email to the ESP", "the ESP hand-over's summary"}, {"postback 1", "the first postback's summary"}}
+	if m.WantFallback != "" {
+		want = append(want, expect{"fallback step 1: sandbox", "the fallback step's summary"})
+	}
+	s.check(base, page{Name: name + "-history", Path: run + "/history", Want: append(want, history...), Avoid: avoid})
+}
+
+// queryPage runs the state query on the Queries tab, as an operator would.
+func (s *session) queryPage(base, run, name string, m *message) {
+	s.check(base, page{
+		Name:  name,
+		Path:  run + "/query",
+		Ready: []expect{{"Run Query", "the Run Query button"}},
+		Press: pressRunQuery,
+		Want: []expect{
+			{`"dispatch_id": "` + m.DispatchID + `"`, "the state query's answer (dispatch_id)"},
+			{`"status": "` + m.WantStatus + `"`, "the state query's answer (status)"},
+		},
+	})
 }
 
 // pressRunQuery checks that the Queries tab offers the state query (the

@@ -35,9 +35,10 @@ type system struct {
 	UIURL  string // http://127.0.0.1:<port>
 }
 
-// startSystem starts binary with its output appended to log. It returns once
-// the process runs; call waitReady to wait for the API and the UI.
-func startSystem(binary string, log io.Writer) (*system, error) {
+// startSystem starts binary with its output appended to log, and env (NAME=value)
+// besides ui-check's own settings. It returns once the process runs; call
+// waitReady to wait for the API and the UI.
+func startSystem(binary string, log io.Writer, env ...string) (*system, error) {
 	apiPort, err := freePort()
 	if err != nil {
 		return nil, err
@@ -59,6 +60,7 @@ func startSystem(binary string, log io.Writer) (*system, error) {
 		"DISPATCHFLOW_DEV_INBOX=true",
 		"DISPATCHFLOW_METRICS_ADDR=", // no fixed port to collide on
 	)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		_ = os.RemoveAll(dataDir)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -231,5 +232,29 @@ const f = document.getElementById("f"); f.contentDocument.body.innerHTML = "<b>S
 				t.Errorf("screenshot: %v, %d bytes, want a PNG", err, len(png))
 			}
 		})
+	}
+}
+
+// cipherOnly passes a history whose payloads are encrypted, and names what a
+// history in clear shows, or that the scan read nothing.
+func TestCipherOnly(t *testing.T) {
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	secrets := []expect{{"Secret subject", "the subject"}, {"ok@example.com", "the recipient's address"}}
+	encrypted := `{"history":{"events":[{"workflowExecutionStartedEventAttributes":{"input":{"payloads":[` +
+		`{"metadata":{"encoding":"` + b64("binary/encrypted") + `"},"data":"` + b64("\x01\x02ciphertext") + `"}]},` +
+		`"searchAttributes":{"indexedFields":{"ExternalSendId":{"data":"` + b64(`"ext-1"`) + `"}}}}}]}}`
+	if got := cipherOnly([]byte(encrypted), "ext-1", secrets); len(got) != 0 {
+		t.Errorf("encrypted history: %v, want no problem", got)
+	}
+	plain := strings.ReplaceAll(encrypted, b64("\x01\x02ciphertext"), b64(`{"to":"ok@example.com","subject":"Secret subject"}`))
+	plain = strings.ReplaceAll(plain, b64("binary/encrypted"), b64("json/plain"))
+	got := strings.Join(cipherOnly([]byte(plain), "ext-1", secrets), "\n")
+	for _, want := range []string{"no payload of encoding binary/encrypted", "the subject", "the recipient's address"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("history in clear: %q, want it to name %q", got, want)
+		}
+	}
+	if got := cipherOnly([]byte(encrypted), "ext-2", secrets); len(got) != 1 || !strings.Contains(got[0], "reads nothing") {
+		t.Errorf("scan of another message: %v, want that it reads nothing", got)
 	}
 }

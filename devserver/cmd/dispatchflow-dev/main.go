@@ -2,7 +2,9 @@
 // an embedded Temporal server with its Web UI (file-backed SQLite in WAL mode under
 // -data-dir, so messages survive a restart), the worker and the HTTP API with the
 // sandbox ESP, in one process. With TEMPORAL_ADDRESS set it uses that cluster and
-// starts no server. Ctrl-C stops everything.
+// starts no server. With DISPATCHFLOW_PAYLOAD_KEY set it also serves the codec
+// server (127.0.0.1:8081, without keys: see codec.go) and points the UI at it.
+// Ctrl-C stops everything.
 package main
 
 import (
@@ -58,9 +60,18 @@ func run(dataDir string, port, uiPort int, serverOnly bool) error {
 		return err
 	}
 	var creds *devCredentials
+	var codec *devCodec
+	embeddedUI := os.Getenv("TEMPORAL_ADDRESS") == "" && uiPort != 0
 	if !serverOnly {
 		if creds, err = useDevCredentials(&cfg, dataDir); err != nil {
 			return fmt.Errorf("development credentials: %w", err)
+		}
+		codecUIPort := 0 // with TEMPORAL_ADDRESS, the cluster's own UI, of an origin unknown here
+		if embeddedUI {
+			codecUIPort = uiPort
+		}
+		if codec, err = useDevCodec(&cfg, codecUIPort); err != nil {
+			return err
 		}
 	}
 
@@ -71,6 +82,8 @@ func run(dataDir string, port, uiPort int, serverOnly bool) error {
 			Port:      port,
 			UIPort:    uiPort,
 			Namespace: cfg.Temporal.Namespace,
+			// With a payload key, the UI decodes payloads through the codec server.
+			UICodecEndpoint: codec.endpoint(),
 			// Registered at every start (added when missing): the UI filters on them.
 			SearchAttributes: workflows.SearchAttributeTypes(),
 			Logger:           logger.With("component", "temporal-server"),
@@ -101,6 +114,21 @@ func run(dataDir string, port, uiPort int, serverOnly bool) error {
 			"  Events posted to /v1/events/generic must be signed with its intake secret (kept in %s):\n\n    export DISPATCHFLOW_INTAKE_SECRET=%s\n\n"+
 			"  Local development only: a deployment gets its keys from DISPATCHFLOW_API_KEYS_FILE (docs/security.md).\n\n",
 			creds.KeyFile, creds.APIKey, creds.SigningSecret, creds.IntakeFile, creds.IntakeSecret)
+	}
+	if codec != nil {
+		if embeddedUI {
+			fmt.Fprintf(os.Stderr, "  Payloads are encrypted (DISPATCHFLOW_PAYLOAD_KEY); the Temporal UI at %s shows them in clear\n"+
+				"  through the codec server at %s (also the Temporal CLI's --codec-endpoint).\n\n", uiURL, codec.Endpoint)
+		} else {
+			fmt.Fprintf(os.Stderr, "  Payloads are encrypted (DISPATCHFLOW_PAYLOAD_KEY). The codec server at %s shows them in clear:\n"+
+				"  make it your Temporal UI's codec endpoint (its origin in DISPATCHFLOW_CODEC_CORS_ORIGINS), or the\n"+
+				"  Temporal CLI's --codec-endpoint.\n\n", codec.Endpoint)
+		}
+		if codec.AuthOff {
+			fmt.Fprintf(os.Stderr, "  It decodes for anyone who reaches %s, without a key (DISPATCHFLOW_CODEC_AUTH=off, loopback only):\n"+
+				"  local development only: a deployment sets DISPATCHFLOW_CODEC_ADDR and gives operators keys with the\n"+
+				"  scope payloads:decode (docs/security.md).\n\n", cfg.CodecAddr)
+		}
 	}
 	return app.Run(ctx, c, cfg, logger, app.Roles{API: true, Worker: true})
 }
