@@ -76,6 +76,13 @@ fuzz: ## Fuzz each webhook normalizer for FUZZTIME (default 5s; Go fuzzes one ta
 	go test -run='^$$' -fuzz='^FuzzSES$$' -fuzztime=$(FUZZTIME) ./intake/
 	go test -run='^$$' -fuzz='^FuzzSarbacane$$' -fuzztime=$(FUZZTIME) ./intake/
 	go test -run='^$$' -fuzz='^FuzzAJO$$' -fuzztime=$(FUZZTIME) ./intake/
+	go test -run='^$$' -fuzz='^FuzzBrevo$$' -fuzztime=$(FUZZTIME) ./intake/
+	go test -run='^$$' -fuzz='^FuzzMailjet$$' -fuzztime=$(FUZZTIME) ./intake/
+	go test -run='^$$' -fuzz='^FuzzSparkPost$$' -fuzztime=$(FUZZTIME) ./intake/
+	go test -run='^$$' -fuzz='^FuzzMandrill$$' -fuzztime=$(FUZZTIME) ./intake/
+	go test -run='^$$' -fuzz='^FuzzResend$$' -fuzztime=$(FUZZTIME) ./intake/
+	go test -run='^$$' -fuzz='^FuzzMailerSend$$' -fuzztime=$(FUZZTIME) ./intake/
+	go test -run='^$$' -fuzz='^FuzzPostal$$' -fuzztime=$(FUZZTIME) ./intake/
 
 .PHONY: clean
 clean: ## Delete the local Temporal database (.data/) and bin/.

@@ -67,6 +67,16 @@ type Activities struct {
 	CallbackURL string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Suppressions is the suppression list Send checks before any ESP is
+	// called (checkSuppressed); nil: none is checked.
+	Suppressions *Suppressions
+	// Senders are the providers of DISPATCHFLOW_ESP by name, when it names
+	// several: a hand-over names its provider (SendInput.Provider). Nil with
+	// one provider: ESP takes every message.
+	Senders map[string]esp.Sender
+	// Circuits keep the providers' circuit breakers when there are several
+	// (see sendVia); nil: every provider is always tried.
+	Circuits Circuits
 
 	latencyMu sync.Mutex
 	slowUntil map[string]time.Time // endpoints that answered slowly, until when
@@ -90,6 +100,19 @@ func NewPostbackClient(timeout time.Duration, guard *netguard.Guard) *retryableh
 // SendInput is the input of Send.
 type SendInput struct {
 	Email esp.Email
+	// Workspace owns the message: the suppression list checked is its own.
+	// Empty (an attempt scheduled before the list existed): none is checked.
+	Workspace string `json:",omitempty"`
+	// Provider names the provider of DISPATCHFLOW_ESP to hand the email to,
+	// when it names several (the workflow moves down the list, see sendVia).
+	// Empty: ESP.
+	Provider string `json:",omitempty"`
+	// Failover: the workflow moves on to another provider when this one fails
+	// (every provider of the list but the last). Send then skips the provider
+	// while its circuit is open, and the failure of FinalAttempt (the retry
+	// policy's last attempt) opens its circuit.
+	Failover     bool  `json:",omitempty"`
+	FinalAttempt int32 `json:",omitempty"`
 }
 
 // SendResult is the output of Send.
@@ -98,11 +121,21 @@ type SendResult struct {
 	// ExecutedAt is when this attempt started; SentAt when the ESP accepted.
 	ExecutedAt time.Time
 	SentAt     time.Time
+	// Attempt is the attempt that succeeded, with a named Provider.
+	Attempt int32 `json:",omitempty"`
 }
 
 // Send hands the email to the ESP. A permanent refusal is a non-retryable
-// ApplicationError of type ErrRefused whose message is the ESP's reason.
+// ApplicationError of type ErrRefused whose message is the ESP's reason; a
+// suppressed address, one of type ErrSuppressed, and no ESP is called. With a
+// named provider (DISPATCHFLOW_ESP naming several), see sendVia.
 func (a *Activities) Send(ctx context.Context, in SendInput) (SendResult, error) {
+	if err := a.checkSuppressed(ctx, in); err != nil {
+		return SendResult{}, err
+	}
+	if in.Provider != "" {
+		return a.sendVia(ctx, in)
+	}
 	executed := a.now()
 	rcpt, err := a.ESP.Send(ctx, in.Email)
 	if reason, ok := esp.IsRefused(err); ok {

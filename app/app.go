@@ -13,6 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
@@ -21,6 +24,7 @@ import (
 	"github.com/dispatchflow/dispatchflow/config"
 	"github.com/dispatchflow/dispatchflow/metrics"
 	"github.com/dispatchflow/dispatchflow/starter"
+	"github.com/dispatchflow/dispatchflow/tracing"
 	"github.com/dispatchflow/dispatchflow/worker"
 )
 
@@ -34,13 +38,44 @@ type Roles struct {
 // key, as TEMPORAL_TLS_* and TEMPORAL_API_KEY say (config.Temporal). The SDK logs through logger (its
 // workflow and activity lines with dispatch_id, see NewLogger) and reports its
 // metrics to metrics.Registry, as does workflow code (metrics.StatusTransition).
+// Tracing is as the OTEL_* variables say (config.OTel, tracing.New): Dial logs
+// one line saying where the spans go, or that tracing is off. When on, the
+// client's calls, and the workers made from it, are traced
+// (tracing.Interceptors), and the provider becomes the process's, OpenTelemetry's
+// global one, whose spans Run gives the API's routes and flushes when it returns.
 func Dial(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.Client, error) {
+	tp, err := tracing.New(ctx, cfg.OTel, logger)
+	if err != nil {
+		return nil, err
+	}
+	logger.Info(tracing.Describe(cfg.OTel))
+	if tp == nil {
+		return DialTraced(ctx, cfg, logger, nil)
+	}
+	c, err := DialTraced(ctx, cfg, logger, tp)
+	if err != nil {
+		_ = tp.Shutdown(ctx)
+		return nil, err
+	}
+	otel.SetTracerProvider(tp)
+	return c, nil
+}
+
+// DialTraced is Dial with its calls, and the workers made from it, traced by
+// tp (nil: not at all), whatever the OTEL_* variables say; tp stays the
+// caller's, not the process's. The integration tests trace to memory with it.
+func DialTraced(ctx context.Context, cfg config.Config, logger *slog.Logger, tp trace.TracerProvider) (client.Client, error) {
 	opts := client.Options{
 		HostPort:       cfg.Temporal.Address,
 		Namespace:      cfg.Temporal.Namespace,
 		Logger:         sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
 		MetricsHandler: metrics.TemporalHandler(),
 	}
+	interceptors, err := tracing.Interceptors(tp)
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	opts.Interceptors = interceptors
 	tlsConf, err := cfg.Temporal.TLSConfig()
 	if err != nil {
 		return nil, err
@@ -98,7 +133,9 @@ const ConnectWait = time.Minute
 // own listener, cfg.MetricsAddr (unless empty), never on a listener that faces
 // the ESPs — unless cfg.MetricsAddr is cfg.HTTPAddr, which asks for exactly that.
 // The API serves the codec server (starter.API.CodecHandler) on cfg.CodecAddr
-// when set, a listener of its own too.
+// when set, a listener of its own too. With tracing on (Dial), the API's and
+// the intake's routes have server spans (tracing.Handler), and the spans still
+// queued are exported before Run returns (at most FlushTimeout).
 func Run(ctx context.Context, c client.Client, cfg config.Config, logger *slog.Logger, roles Roles) error {
 	if !roles.API && !roles.Worker {
 		return errors.New("nothing to run")
@@ -130,9 +167,18 @@ func Run(ctx context.Context, c client.Client, cfg config.Config, logger *slog.L
 		n++
 		go func() { errc <- ServeMetrics(ctx, cfg.MetricsAddr, logger) }()
 	}
+	var tp trace.TracerProvider
+	if p, ok := otel.GetTracerProvider().(*sdktrace.TracerProvider); ok { // Dial's, tracing on
+		tp = p
+		defer func() {
+			flushCtx, cancel := context.WithTimeout(context.Background(), FlushTimeout)
+			defer cancel()
+			_ = p.ForceFlush(flushCtx) // an export error is logged by the provider's error handler
+		}()
+	}
 	if roles.API {
 		api := starter.New(c, cfg, logger)
-		h := api.Handler()
+		h := tracing.Handler(tp, api.Handler())
 		if metricsOnAPI {
 			mux := http.NewServeMux()
 			mux.Handle("/", h)
@@ -142,6 +188,7 @@ func Run(ctx context.Context, c client.Client, cfg config.Config, logger *slog.L
 		n++
 		go func() { errc <- starter.Serve(ctx, "API", cfg.HTTPAddr, h, logger) }()
 		if ih := api.IntakeHandler(); ih != nil {
+			ih = tracing.Handler(tp, ih)
 			n++
 			go func() { errc <- starter.Serve(ctx, "intake", cfg.IntakeAddr, ih, logger) }()
 		}
@@ -159,6 +206,9 @@ func Run(ctx context.Context, c client.Client, cfg config.Config, logger *slog.L
 	}
 	return first
 }
+
+// FlushTimeout bounds the export of the last spans when Run returns.
+const FlushTimeout = 5 * time.Second
 
 // ServeMetrics serves GET /metrics (metrics.Handler) on addr until ctx is done:
 // the process's metrics, on a listener of their own.

@@ -18,5 +18,6 @@ func PrintConfigUsage(w io.Writer) {
 	fmt.Fprintln(tw, "  VARIABLE\tDEFAULT\tMEANING")
 	_ = envconfig.Usagef(config.Prefix, &config.Config{}, tw, format)
 	_ = envconfig.Usagef("TEMPORAL", &config.Temporal{}, tw, format)
+	_ = envconfig.Usagef("", &config.OTel{}, tw, format)
 	_ = tw.Flush()
 }

@@ -30,6 +30,10 @@ const (
 	ScopePostbacksReplay Scope = "postbacks:replay"
 	ScopeFallbackWrite   Scope = "fallback:write"
 	ScopeEndpointsAdmin  Scope = "endpoints:admin"
+	// ScopeSuppressionsWrite lifts suppressions (DELETE /v1/suppressions/…):
+	// mail to an address that complained or unsubscribed goes out again, so it
+	// is not messages:send's. Reading the list takes messages:read.
+	ScopeSuppressionsWrite Scope = "suppressions:write"
 	// ScopePayloadsDecode lets the Temporal UI decode (and encode) payloads through
 	// the codec server (DISPATCHFLOW_CODEC_ADDR): every workspace's messages, in
 	// clear. Payloads are not per workspace: it is an operator's scope.
@@ -39,7 +43,8 @@ const (
 
 // Scopes lists every scope a key may carry (ScopeAll included).
 var Scopes = []Scope{
-	ScopeMessagesSend, ScopeMessagesRead, ScopePostbacksReplay, ScopeFallbackWrite, ScopeEndpointsAdmin, ScopePayloadsDecode, ScopeAll,
+	ScopeMessagesSend, ScopeMessagesRead, ScopePostbacksReplay, ScopeFallbackWrite, ScopeEndpointsAdmin, ScopeSuppressionsWrite,
+	ScopePayloadsDecode, ScopeAll,
 }
 
 // RateLimit is a token bucket: PerSecond tokens added per second up to Burst.

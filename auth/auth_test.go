@@ -95,7 +95,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown top field", key("") + "endpoints: []\n", `keys.yaml: endpoints: unknown field`},
 		{"unknown key field", key(", scope: x"), `keys.yaml: keys[0] (id "key_ci"): scope: unknown field`},
 		{"unknown scope", ws + "keys:\n  - {id: ci-bot, workspace: shop, scopes: [messages:read, messages:write], hash: " + hash + "}\n",
-			`keys.yaml: keys[0] (id "ci-bot"): scopes[1]: unknown scope "messages:write" (want one of messages:send, messages:read, postbacks:replay, fallback:write, endpoints:admin, payloads:decode, *)`},
+			`keys.yaml: keys[0] (id "ci-bot"): scopes[1]: unknown scope "messages:write" (want one of messages:send, messages:read, postbacks:replay, fallback:write, endpoints:admin, suppressions:write, payloads:decode, *)`},
 		{"no scopes", ws + "keys:\n  - {id: key_ci, workspace: shop, hash: " + hash + "}\n", `keys[0] (id "key_ci"): scopes: at least one is required`},
 		{"no id", ws + "keys:\n  - {workspace: shop, scopes: ['*'], hash: " + hash + "}\n", `keys.yaml: keys[0]: id: required`},
 		{"bad id", ws + "keys:\n  - {id: CI, workspace: shop, scopes: ['*'], hash: " + hash + "}\n", `keys[0] (id "CI"): id: "CI" must be 3 to 64 of a-z, 0-9, '_' and '-'`},

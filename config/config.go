@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/dispatchflow/dispatchflow/message"
 	"github.com/dispatchflow/dispatchflow/netguard"
 	"github.com/dispatchflow/dispatchflow/postback"
+	"github.com/dispatchflow/dispatchflow/suppression"
 )
 
 // Prefix of dispatchflow's variables.
@@ -54,6 +56,14 @@ type Config struct {
 	// characters; the same on every API process, and kept: changing it breaks the
 	// idempotency of sends retried across the change. Required by the API.
 	IDSecret string `envconfig:"ID_SECRET" desc:"secret (32+ characters) keying dispatch_ids derived from external_send_id; required by the API"`
+	// SuppressionKey keys the suppression list (HMAC-SHA256 of workspace and
+	// address, package suppression): a hard bounce, a complaint or an
+	// unsubscribe suppresses the address in its workspace, and later sends to
+	// it are aborted without calling the ESP. At least 32 characters; the same
+	// on the API and every worker, and kept: another key starts an empty list.
+	// Empty: no suppression list (the worker neither records nor checks, the
+	// /v1/suppressions routes answer 503; warned at every start).
+	SuppressionKey string `envconfig:"SUPPRESSION_KEY" desc:"secret (32+ characters) keying the suppression list; the same on API and workers (empty: no suppression list)"`
 	// PublicURL is the API's base URL as ESPs reach it; the sandbox posts its events
 	// to {PublicURL}/v1/events/sandbox. Defaults to http://localhost:{port of HTTPAddr}.
 	PublicURL string `envconfig:"PUBLIC_URL" desc:"base URL at which ESPs reach the API (default http://localhost:<HTTP_ADDR port>)"`
@@ -63,9 +73,27 @@ type Config struct {
 	// From is the sender used when a request has none. Defaults to "dispatchflow@localhost".
 	From string `envconfig:"FROM" default:"dispatchflow@localhost" desc:"default From address"`
 	// ESP is the provider messages are handed to: "sandbox", "smtp", "sendgrid",
-	// "mailgun", "postmark" or "ses"; each needs its own variables below. Defaults
-	// to "sandbox".
-	ESP string `envconfig:"ESP" default:"sandbox" desc:"email provider: sandbox | smtp | sendgrid | mailgun | postmark | ses"`
+	// "mailgun", "postmark", "ses", "brevo", "mailjet", "sparkpost" or "resend";
+	// each needs its own variables below. Or an ordered failover list of them,
+	// comma-separated ("sendgrid,postmark"; each at most once): a message moves
+	// to the next provider when the current one fails transiently for
+	// ESPFailoverAfter (see ESPs). The same on the API and every worker.
+	// Defaults to "sandbox".
+	ESP string `envconfig:"ESP" default:"sandbox" desc:"email provider, or an ordered failover list (sendgrid,postmark): sandbox | smtp | sendgrid | mailgun | postmark | ses | brevo | mailjet | sparkpost | resend"`
+	// ESPFailoverAfter: with several providers in ESP, how long a message's
+	// transient failures with one provider (timeouts, 5xx, 429, an outage) are
+	// retried before it moves on to the next; the last gets the rest of
+	// SendRetryWindow. Defaults to 2m; from 1s to SendRetryWindow.
+	ESPFailoverAfter time.Duration `envconfig:"ESP_FAILOVER_AFTER" default:"2m" desc:"with several providers in ESP: how long one provider's transient failures are retried before a message moves to the next (1s to SEND_RETRY_WINDOW)"`
+	// ESPCircuitOpenFor: with several providers, how long a provider's open
+	// circuit stays open (new messages skip it) before one message probes it.
+	// Defaults to 1m; from 1s to 24h.
+	ESPCircuitOpenFor time.Duration `envconfig:"ESP_CIRCUIT_OPEN_FOR" default:"1m" desc:"with several providers in ESP: how long an open circuit makes new messages skip a provider before a probe (1s to 24h)"`
+	// ESPCircuitFailures: with several providers, how many consecutive
+	// transient failures of a provider on one worker (no success between
+	// them) open its circuit; a message that fails over opens it too.
+	// Defaults to 5; from 1 to 1000.
+	ESPCircuitFailures int `envconfig:"ESP_CIRCUIT_FAILURES" default:"5" desc:"with several providers in ESP: consecutive transient failures of a provider on one worker that open its circuit (1 to 1000)"`
 	// SMTPAddr is the relay's host:port; required when ESP is "smtp".
 	SMTPAddr string `envconfig:"SMTP_ADDR" desc:"SMTP relay host:port (required with ESP=smtp)"`
 	// SMTPUsername and SMTPPassword enable AUTH PLAIN (over TLS, or to localhost).
@@ -95,6 +123,24 @@ type Config struct {
 	SESSessionToken     string `envconfig:"SES_SESSION_TOKEN" desc:"AWS session token, for temporary credentials (optional)"`
 	SESConfigurationSet string `envconfig:"SES_CONFIGURATION_SET" desc:"SES configuration set with the event destination (required with ESP=ses)"`
 	SESBaseURL          string `envconfig:"SES_BASE_URL" desc:"SES API endpoint (default: https://email.<region>.amazonaws.com)"`
+	// Brevo* configure ESP=brevo (transactional email API, POST /v3/smtp/email).
+	// BaseURL defaults to https://api.brevo.com.
+	BrevoAPIKey  string `envconfig:"BREVO_API_KEY" desc:"Brevo v3 API key (required with ESP=brevo)"`
+	BrevoBaseURL string `envconfig:"BREVO_BASE_URL" default:"https://api.brevo.com" desc:"Brevo API origin"`
+	// Mailjet* configure ESP=mailjet (Send API v3.1, basic auth with the API key
+	// and its secret). BaseURL defaults to https://api.mailjet.com.
+	MailjetAPIKey    string `envconfig:"MAILJET_API_KEY" desc:"Mailjet API key (required with ESP=mailjet)"`
+	MailjetAPISecret string `envconfig:"MAILJET_API_SECRET" desc:"Mailjet API secret key (required with ESP=mailjet)"`
+	MailjetBaseURL   string `envconfig:"MAILJET_BASE_URL" default:"https://api.mailjet.com" desc:"Mailjet API origin"`
+	// SparkPost* configure ESP=sparkpost (Transmissions API). The key needs the
+	// Transmissions: Read/Write permission; BaseURL defaults to the US region,
+	// https://api.sparkpost.com; SparkPost EU accounts use https://api.eu.sparkpost.com.
+	SparkPostAPIKey  string `envconfig:"SPARKPOST_API_KEY" desc:"SparkPost API key with Transmissions: Read/Write (required with ESP=sparkpost)"`
+	SparkPostBaseURL string `envconfig:"SPARKPOST_BASE_URL" default:"https://api.sparkpost.com" desc:"SparkPost API origin (EU: https://api.eu.sparkpost.com)"`
+	// Resend* configure ESP=resend (Email API, POST /emails, with the dispatch_id
+	// as idempotency key). BaseURL defaults to https://api.resend.com.
+	ResendAPIKey  string `envconfig:"RESEND_API_KEY" desc:"Resend API key, sending access at least (required with ESP=resend)"`
+	ResendBaseURL string `envconfig:"RESEND_BASE_URL" default:"https://api.resend.com" desc:"Resend API origin"`
 	// SandboxDelay is the sandbox ESP's delay between events. Defaults to 1s.
 	SandboxDelay time.Duration `envconfig:"SANDBOX_DELAY" default:"1s" desc:"sandbox ESP: delay before each event it reports"`
 	// TrackingWindow: how long a message's workflow stays open after its last status
@@ -203,7 +249,7 @@ type Config struct {
 	// Intakes are the providers whose webhooks the API accepts, each at POST
 	// /v1/events/{provider}; the others answer 404. Defaults to what the ESP needs:
 	// its own provider; sandbox: sandbox and generic; smtp: generic and SMTPProvider.
-	Intakes []string `envconfig:"INTAKES" desc:"intakes mounted: generic, sandbox, sendgrid, mailgun, postmark, ses, sarbacane, ajo (default: the ESP's own)"`
+	Intakes []string `envconfig:"INTAKES" desc:"intakes mounted: generic, sandbox, sendgrid, mailgun, postmark, ses, sarbacane, ajo, resend, mailersend, postal, brevo, mailjet, sparkpost, mandrill (default: the ESP's own)"`
 	// WebhookVerify "on" (default): every mounted intake authenticates its
 	// requests, and the API refuses to start while one lacks its credential. "off":
 	// an intake without its credential accepts anyone — a private network only;
@@ -219,8 +265,8 @@ type Config struct {
 	// Webhooks, "whsec_…"); the sandbox intake requires it. make run makes one.
 	SandboxWebhookSecret string `envconfig:"SANDBOX_WEBHOOK_SECRET" desc:"sandbox ESP: Standard Webhooks secret signing its events (whsec_…)"`
 	// SMTPProvider names the provider behind the smtp relay whose webhooks report
-	// on the relayed mail (sendgrid, mailgun, postmark, ses, sarbacane, ajo): its
-	// intake is mounted and its events are accepted. Empty: none (events through
+	// on the relayed mail (sendgrid, mailgun, postmark, ses, sarbacane, ajo,
+	// postal, …: intake.Providers): its intake is mounted and its events are accepted. Empty: none (events through
 	// the generic intake only).
 	SMTPProvider string `envconfig:"SMTP_PROVIDER" desc:"smtp: the relay's provider whose webhooks report on its mail (its intake is mounted)"`
 	// SendGridWebhookPublicKey verifies the Signed Event Webhook (base64 DER, as
@@ -253,8 +299,45 @@ type Config struct {
 	// claims the JWT must carry.
 	AJOWebhookJWTAudience string `envconfig:"AJO_WEBHOOK_JWT_AUDIENCE" desc:"Adobe Journey Optimizer webhooks: required JWT aud (optional)"`
 	AJOWebhookJWTIssuer   string `envconfig:"AJO_WEBHOOK_JWT_ISSUER" desc:"Adobe Journey Optimizer webhooks: required JWT iss (optional)"`
+	// ResendWebhookSecret is the signing secret of the Resend webhook endpoint
+	// ("whsec_…"): requests must carry a valid Svix signature (svix-id,
+	// svix-timestamp within 5 minutes, svix-signature).
+	ResendWebhookSecret string `envconfig:"RESEND_WEBHOOK_SECRET" desc:"Resend webhooks: the endpoint's signing secret (whsec_…)"`
+	// MailerSendWebhookSigningSecret is the MailerSend webhook's signing secret:
+	// requests must carry Signature, the hex HMAC-SHA256 of the body.
+	MailerSendWebhookSigningSecret string `envconfig:"MAILERSEND_WEBHOOK_SIGNING_SECRET" desc:"MailerSend webhooks: the webhook's signing secret"`
+	// PostalWebhookPublicKey is the Postal server's signing public key, as
+	// `postal default-dkim-record` prints it (the record or its p= value), or PEM:
+	// requests must carry a valid X-Postal-Signature-256 (or, from Postal before
+	// 3.2, X-Postal-Signature).
+	PostalWebhookPublicKey string `envconfig:"POSTAL_WEBHOOK_PUBLIC_KEY" desc:"Postal webhooks: the server's signing public key (the p= value of postal default-dkim-record)"`
+	// PostalWebhookMaxAge bounds the age of a Postal request's signed timestamp;
+	// Postal's retries resend the first request for 36 minutes. Defaults to 1h.
+	PostalWebhookMaxAge time.Duration `envconfig:"POSTAL_WEBHOOK_MAX_AGE" default:"1h" desc:"Postal webhooks: oldest request timestamp accepted"`
+	// BrevoWebhookUsername and BrevoWebhookPassword are the basic-auth
+	// credentials of the webhook URL configured at Brevo (Brevo signs nothing).
+	BrevoWebhookUsername string `envconfig:"BREVO_WEBHOOK_USERNAME" desc:"Brevo webhooks: basic auth user of the webhook URL"`
+	BrevoWebhookPassword string `envconfig:"BREVO_WEBHOOK_PASSWORD" desc:"Brevo webhooks: basic auth password of the webhook URL"`
+	// MailjetWebhookUsername and MailjetWebhookPassword are the basic-auth
+	// credentials of the event callback URL configured at Mailjet (Mailjet signs
+	// nothing).
+	MailjetWebhookUsername string `envconfig:"MAILJET_WEBHOOK_USERNAME" desc:"Mailjet webhooks: basic auth user of the event callback URL"`
+	MailjetWebhookPassword string `envconfig:"MAILJET_WEBHOOK_PASSWORD" desc:"Mailjet webhooks: basic auth password of the event callback URL"`
+	// SparkPostWebhookUsername and SparkPostWebhookPassword are the basic-auth
+	// credentials of the SparkPost webhook (auth_type basic; SparkPost signs
+	// nothing).
+	SparkPostWebhookUsername string `envconfig:"SPARKPOST_WEBHOOK_USERNAME" desc:"SparkPost webhooks: basic auth user (auth_credentials.username)"`
+	SparkPostWebhookPassword string `envconfig:"SPARKPOST_WEBHOOK_PASSWORD" desc:"SparkPost webhooks: basic auth password (auth_credentials.password)"`
+	// MandrillWebhookKey is the Mandrill (Mailchimp Transactional) webhook's
+	// authentication key: requests must carry a valid X-Mandrill-Signature.
+	MandrillWebhookKey string `envconfig:"MANDRILL_WEBHOOK_KEY" desc:"Mandrill webhooks: the webhook's authentication key (signs X-Mandrill-Signature)"`
+	// MandrillWebhookURL is the webhook URL exactly as configured at Mandrill,
+	// which Mandrill signs. Defaults to {PublicURL}/v1/events/mandrill.
+	MandrillWebhookURL string `envconfig:"MANDRILL_WEBHOOK_URL" desc:"Mandrill webhooks: the URL exactly as configured at Mandrill, which it signs (default <PUBLIC_URL>/v1/events/mandrill)"`
 
 	Temporal Temporal `ignored:"true"`
+	// OTel is tracing, under the OTEL_* names of OpenTelemetry (see OTel).
+	OTel OTel `ignored:"true"`
 }
 
 // Load reads the environment and validates it; errors name the variable.
@@ -267,6 +350,14 @@ func Load() (Config, error) {
 		return Config{}, err
 	}
 	if _, err := c.Temporal.TLSConfig(); err != nil {
+		return Config{}, err
+	}
+	// No prefix: the tags are the variables' full names, and envconfig's
+	// fallback to an unprefixed name cannot pick up an unrelated variable.
+	if err := envconfig.Process("", &c.OTel); err != nil {
+		return Config{}, err
+	}
+	if err := c.OTel.validate(); err != nil {
 		return Config{}, err
 	}
 	return c, c.validate()
@@ -303,18 +394,8 @@ func (c *Config) validate() error {
 			return fmt.Errorf("DISPATCHFLOW_POSTBACK_URL: %w", err)
 		}
 	}
-	switch c.ESP {
-	case "sandbox":
-	case "smtp":
-		if _, _, err := net.SplitHostPort(c.SMTPAddr); err != nil {
-			return fmt.Errorf("DISPATCHFLOW_SMTP_ADDR: %q is not host:port (required with DISPATCHFLOW_ESP=smtp)", c.SMTPAddr)
-		}
-	case "sendgrid", "mailgun", "postmark", "ses":
-		if err := c.validateESPAPI(); err != nil {
-			return err
-		}
-	default:
-		return fmt.Errorf("DISPATCHFLOW_ESP: %q is not one of sandbox, smtp, sendgrid, mailgun, postmark, ses", c.ESP)
+	if err := c.validateESP(); err != nil {
+		return err
 	}
 	for name, d := range map[string]time.Duration{
 		"DISPATCHFLOW_SANDBOX_DELAY":     c.SandboxDelay,
@@ -431,6 +512,9 @@ func (c *Config) validate() error {
 	}
 	if c.IDSecret != "" && len(c.IDSecret) < MinIDSecretLength {
 		return fmt.Errorf("DISPATCHFLOW_ID_SECRET: %d characters, at least %d are required (e.g. openssl rand -base64 32)", len(c.IDSecret), MinIDSecretLength)
+	}
+	if c.SuppressionKey != "" && len(c.SuppressionKey) < suppression.MinKeyLength {
+		return fmt.Errorf("DISPATCHFLOW_SUPPRESSION_KEY: %d characters, at least %d are required (e.g. openssl rand -base64 32)", len(c.SuppressionKey), suppression.MinKeyLength)
 	}
 	if c.EndpointsFile != "" && c.PostbackURL != "" {
 		return fmt.Errorf("DISPATCHFLOW_POSTBACK_URL: set it or DISPATCHFLOW_ENDPOINTS_FILE, not both (give the endpoint an entry in the file)")
@@ -610,13 +694,86 @@ func (c Config) FallbackLimits(webhookHosts []string) fallback.Limits {
 	return lim
 }
 
-// validateESPAPI checks the variables of the API provider chosen by ESP: its
+// ESPs is DISPATCHFLOW_ESP as a list: its one provider, or its failover list
+// in order. Load refuses empty entries and repeats.
+func (c Config) ESPs() []string {
+	if strings.TrimSpace(c.ESP) == "" {
+		return nil
+	}
+	out := strings.Split(c.ESP, ",")
+	for i := range out {
+		out[i] = strings.TrimSpace(out[i])
+	}
+	return out
+}
+
+// PrimaryESP is the first provider of DISPATCHFLOW_ESP ("" when none is set).
+func (c Config) PrimaryESP() string {
+	if ps := c.ESPs(); len(ps) > 0 {
+		return ps[0]
+	}
+	return ""
+}
+
+// Bounds of the failover settings (DISPATCHFLOW_ESP_FAILOVER_AFTER,
+// DISPATCHFLOW_ESP_CIRCUIT_OPEN_FOR, DISPATCHFLOW_ESP_CIRCUIT_FAILURES).
+const (
+	MinESPFailoverAfter   = time.Second
+	MinESPCircuitOpenFor  = time.Second
+	MaxESPCircuitOpenFor  = 24 * time.Hour
+	MaxESPCircuitFailures = 1000
+)
+
+// validateESP checks DISPATCHFLOW_ESP, each of its providers' variables and,
+// with several providers, the failover settings.
+func (c *Config) validateESP() error {
+	providers := c.ESPs()
+	if len(providers) == 0 {
+		return fmt.Errorf("DISPATCHFLOW_ESP: empty: name a provider (sandbox, smtp, sendgrid, mailgun, postmark, ses, brevo, mailjet, sparkpost, resend) or a failover list of them")
+	}
+	for i, p := range providers {
+		switch p {
+		case "":
+			return fmt.Errorf("DISPATCHFLOW_ESP: entry %d is empty (want a comma-separated list of providers, e.g. sendgrid,postmark)", i+1)
+		case "sandbox":
+		case "smtp":
+			if _, _, err := net.SplitHostPort(c.SMTPAddr); err != nil {
+				return fmt.Errorf("DISPATCHFLOW_SMTP_ADDR: %q is not host:port (required with DISPATCHFLOW_ESP=smtp)", c.SMTPAddr)
+			}
+		case "sendgrid", "mailgun", "postmark", "ses", "brevo", "mailjet", "sparkpost", "resend":
+			if err := c.validateESPAPI(p); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("DISPATCHFLOW_ESP: %q is not one of sandbox, smtp, sendgrid, mailgun, postmark, ses, brevo, mailjet, sparkpost, resend", p)
+		}
+		if slices.Contains(providers[:i], p) {
+			return fmt.Errorf("DISPATCHFLOW_ESP: %q is listed twice (a failover list names each provider once)", p)
+		}
+	}
+	if len(providers) == 1 {
+		return nil // the failover settings are not used
+	}
+	if c.ESPFailoverAfter < MinESPFailoverAfter || c.ESPFailoverAfter > c.SendRetryWindow {
+		return fmt.Errorf("DISPATCHFLOW_ESP_FAILOVER_AFTER: %s must be from %s to DISPATCHFLOW_SEND_RETRY_WINDOW (%s): a message would never fail over",
+			c.ESPFailoverAfter, MinESPFailoverAfter, c.SendRetryWindow)
+	}
+	if c.ESPCircuitOpenFor < MinESPCircuitOpenFor || c.ESPCircuitOpenFor > MaxESPCircuitOpenFor {
+		return fmt.Errorf("DISPATCHFLOW_ESP_CIRCUIT_OPEN_FOR: %s must be from %s to %s", c.ESPCircuitOpenFor, MinESPCircuitOpenFor, MaxESPCircuitOpenFor)
+	}
+	if c.ESPCircuitFailures < 1 || c.ESPCircuitFailures > MaxESPCircuitFailures {
+		return fmt.Errorf("DISPATCHFLOW_ESP_CIRCUIT_FAILURES: %d must be from 1 to %d", c.ESPCircuitFailures, MaxESPCircuitFailures)
+	}
+	return nil
+}
+
+// validateESPAPI checks the variables of the API provider name (an ESP): its
 // credentials are required and its base URL must be an absolute http(s) URL.
-func (c *Config) validateESPAPI() error {
+func (c *Config) validateESPAPI(name string) error {
 	type setting struct{ name, value string }
 	var required []setting
 	var baseURL setting
-	switch c.ESP {
+	switch name {
 	case "sendgrid":
 		required = []setting{{"DISPATCHFLOW_SENDGRID_API_KEY", c.SendGridAPIKey}}
 		baseURL = setting{"DISPATCHFLOW_SENDGRID_BASE_URL", c.SendGridBaseURL}
@@ -634,13 +791,25 @@ func (c *Config) validateESPAPI() error {
 			{"DISPATCHFLOW_SES_CONFIGURATION_SET", c.SESConfigurationSet},
 		}
 		baseURL = setting{"DISPATCHFLOW_SES_BASE_URL", c.SESBaseURL}
+	case "brevo":
+		required = []setting{{"DISPATCHFLOW_BREVO_API_KEY", c.BrevoAPIKey}}
+		baseURL = setting{"DISPATCHFLOW_BREVO_BASE_URL", c.BrevoBaseURL}
+	case "mailjet":
+		required = []setting{{"DISPATCHFLOW_MAILJET_API_KEY", c.MailjetAPIKey}, {"DISPATCHFLOW_MAILJET_API_SECRET", c.MailjetAPISecret}}
+		baseURL = setting{"DISPATCHFLOW_MAILJET_BASE_URL", c.MailjetBaseURL}
+	case "sparkpost":
+		required = []setting{{"DISPATCHFLOW_SPARKPOST_API_KEY", c.SparkPostAPIKey}}
+		baseURL = setting{"DISPATCHFLOW_SPARKPOST_BASE_URL", c.SparkPostBaseURL}
+	case "resend":
+		required = []setting{{"DISPATCHFLOW_RESEND_API_KEY", c.ResendAPIKey}}
+		baseURL = setting{"DISPATCHFLOW_RESEND_BASE_URL", c.ResendBaseURL}
 	}
 	for _, r := range required {
 		if r.value == "" {
-			return fmt.Errorf("%s: required with DISPATCHFLOW_ESP=%s", r.name, c.ESP)
+			return fmt.Errorf("%s: required with DISPATCHFLOW_ESP=%s", r.name, name)
 		}
 	}
-	if baseURL.value != "" || c.ESP != "ses" {
+	if baseURL.value != "" || name != "ses" {
 		if err := message.CheckEndpointURL(baseURL.value); err != nil {
 			return fmt.Errorf("%s: %w", baseURL.name, err)
 		}
@@ -724,6 +893,16 @@ func (c Config) TwilioCallbackURL() string {
 	return u
 }
 
+// MandrillEventsURL is the webhook URL Mandrill signs:
+// DISPATCHFLOW_MANDRILL_WEBHOOK_URL, else {PublicURL}/v1/events/mandrill.
+func (c Config) MandrillEventsURL() string {
+	if c.MandrillWebhookURL != "" || c.PublicURL == "" {
+		return c.MandrillWebhookURL
+	}
+	u, _ := url.JoinPath(c.PublicURL, "/v1/events", intake.ProviderMandrill)
+	return u
+}
+
 // SandboxEventsURL is where the sandbox ESP posts its events.
 func (c Config) SandboxEventsURL() string {
 	u, _ := url.JoinPath(c.PublicURL, "/v1/events/sandbox")
@@ -731,23 +910,32 @@ func (c Config) SandboxEventsURL() string {
 }
 
 // MountedIntakes are the intakes the API serves: DISPATCHFLOW_INTAKES, or what
-// the ESP needs.
+// the providers of DISPATCHFLOW_ESP need (each one's, in order).
 func (c Config) MountedIntakes() []string {
 	if len(c.Intakes) > 0 {
 		return c.Intakes
 	}
-	switch c.ESP {
-	case "":
-		return nil
-	case "sandbox":
-		return []string{intake.ProviderSandbox, intake.ProviderGeneric}
-	case "smtp":
-		if c.SMTPProvider != "" {
-			return []string{intake.ProviderGeneric, c.SMTPProvider}
+	var out []string
+	for _, p := range c.ESPs() {
+		var own []string
+		switch p {
+		case "sandbox":
+			own = []string{intake.ProviderSandbox, intake.ProviderGeneric}
+		case "smtp":
+			own = []string{intake.ProviderGeneric}
+			if c.SMTPProvider != "" {
+				own = append(own, c.SMTPProvider)
+			}
+		default:
+			own = []string{p}
 		}
-		return []string{intake.ProviderGeneric}
+		for _, name := range own {
+			if !slices.Contains(out, name) {
+				out = append(out, name)
+			}
+		}
 	}
-	return []string{c.ESP}
+	return out
 }
 
 // Intake is the configuration of the webhook normalizers, verifying as
@@ -755,21 +943,33 @@ func (c Config) MountedIntakes() []string {
 // credentials' form when false (Load, for every process).
 func (c Config) Intake(verify bool) intake.Config {
 	ic := intake.Config{
-		Mount:             c.MountedIntakes(),
-		Verify:            verify && c.WebhookVerify != "off",
-		SandboxSecret:     c.SandboxWebhookSecret,
-		SendGridPublicKey: c.SendGridWebhookPublicKey,
-		MailgunSigningKey: c.MailgunWebhookSigningKey,
-		MailgunMaxAge:     c.MailgunWebhookMaxAge,
-		PostmarkUsername:  c.PostmarkWebhookUsername,
-		PostmarkPassword:  c.PostmarkWebhookPassword,
-		SESTopicARNs:      c.SESTopicARNs,
-		SNSHostPattern:    c.SESSNSHostPattern,
-		SarbacaneToken:    c.SarbacaneWebhookToken,
-		AJOJWTSecret:      c.AJOWebhookJWTSecret,
-		AJOJWTPublicKey:   c.AJOWebhookJWTPublicKey,
-		AJOJWTAudience:    c.AJOWebhookJWTAudience,
-		AJOJWTIssuer:      c.AJOWebhookJWTIssuer,
+		Mount:                   c.MountedIntakes(),
+		Verify:                  verify && c.WebhookVerify != "off",
+		SandboxSecret:           c.SandboxWebhookSecret,
+		SendGridPublicKey:       c.SendGridWebhookPublicKey,
+		MailgunSigningKey:       c.MailgunWebhookSigningKey,
+		MailgunMaxAge:           c.MailgunWebhookMaxAge,
+		PostmarkUsername:        c.PostmarkWebhookUsername,
+		PostmarkPassword:        c.PostmarkWebhookPassword,
+		SESTopicARNs:            c.SESTopicARNs,
+		SNSHostPattern:          c.SESSNSHostPattern,
+		SarbacaneToken:          c.SarbacaneWebhookToken,
+		AJOJWTSecret:            c.AJOWebhookJWTSecret,
+		AJOJWTPublicKey:         c.AJOWebhookJWTPublicKey,
+		AJOJWTAudience:          c.AJOWebhookJWTAudience,
+		AJOJWTIssuer:            c.AJOWebhookJWTIssuer,
+		ResendSecret:            c.ResendWebhookSecret,
+		MailerSendSigningSecret: c.MailerSendWebhookSigningSecret,
+		PostalPublicKey:         c.PostalWebhookPublicKey,
+		PostalMaxAge:            c.PostalWebhookMaxAge,
+		BrevoUsername:           c.BrevoWebhookUsername,
+		BrevoPassword:           c.BrevoWebhookPassword,
+		MailjetUsername:         c.MailjetWebhookUsername,
+		MailjetPassword:         c.MailjetWebhookPassword,
+		SparkPostUsername:       c.SparkPostWebhookUsername,
+		SparkPostPassword:       c.SparkPostWebhookPassword,
+		MandrillWebhookKey:      c.MandrillWebhookKey,
+		MandrillWebhookURL:      c.MandrillEventsURL(),
 	}
 	if ks, err := c.Keys(); err == nil && ks != nil {
 		for _, ws := range ks.Workspaces() {
@@ -786,19 +986,31 @@ func (c Config) Intake(verify bool) intake.Config {
 
 // intakeVariables names the variable of each intake.Config field.
 var intakeVariables = map[string]string{
-	"Mount":             "DISPATCHFLOW_INTAKES",
-	"GenericSecrets":    "DISPATCHFLOW_API_KEYS_FILE (workspaces[].intake_secrets)",
-	"SandboxSecret":     "DISPATCHFLOW_SANDBOX_WEBHOOK_SECRET",
-	"SendGridPublicKey": "DISPATCHFLOW_SENDGRID_WEBHOOK_PUBLIC_KEY",
-	"MailgunSigningKey": "DISPATCHFLOW_MAILGUN_WEBHOOK_SIGNING_KEY",
-	"MailgunMaxAge":     "DISPATCHFLOW_MAILGUN_WEBHOOK_MAX_AGE",
-	"PostmarkUsername":  "DISPATCHFLOW_POSTMARK_WEBHOOK_USERNAME",
-	"PostmarkPassword":  "DISPATCHFLOW_POSTMARK_WEBHOOK_PASSWORD",
-	"SESTopicARNs":      "DISPATCHFLOW_SES_TOPIC_ARNS",
-	"SNSHostPattern":    "DISPATCHFLOW_SES_SNS_HOST_PATTERN",
-	"SarbacaneToken":    "DISPATCHFLOW_SARBACANE_WEBHOOK_TOKEN",
-	"AJOJWTSecret":      "DISPATCHFLOW_AJO_WEBHOOK_JWT_SECRET",
-	"AJOJWTPublicKey":   "DISPATCHFLOW_AJO_WEBHOOK_JWT_PUBLIC_KEY",
+	"Mount":                   "DISPATCHFLOW_INTAKES",
+	"GenericSecrets":          "DISPATCHFLOW_API_KEYS_FILE (workspaces[].intake_secrets)",
+	"SandboxSecret":           "DISPATCHFLOW_SANDBOX_WEBHOOK_SECRET",
+	"SendGridPublicKey":       "DISPATCHFLOW_SENDGRID_WEBHOOK_PUBLIC_KEY",
+	"MailgunSigningKey":       "DISPATCHFLOW_MAILGUN_WEBHOOK_SIGNING_KEY",
+	"MailgunMaxAge":           "DISPATCHFLOW_MAILGUN_WEBHOOK_MAX_AGE",
+	"PostmarkUsername":        "DISPATCHFLOW_POSTMARK_WEBHOOK_USERNAME",
+	"PostmarkPassword":        "DISPATCHFLOW_POSTMARK_WEBHOOK_PASSWORD",
+	"SESTopicARNs":            "DISPATCHFLOW_SES_TOPIC_ARNS",
+	"SNSHostPattern":          "DISPATCHFLOW_SES_SNS_HOST_PATTERN",
+	"SarbacaneToken":          "DISPATCHFLOW_SARBACANE_WEBHOOK_TOKEN",
+	"AJOJWTSecret":            "DISPATCHFLOW_AJO_WEBHOOK_JWT_SECRET",
+	"AJOJWTPublicKey":         "DISPATCHFLOW_AJO_WEBHOOK_JWT_PUBLIC_KEY",
+	"ResendSecret":            "DISPATCHFLOW_RESEND_WEBHOOK_SECRET",
+	"MailerSendSigningSecret": "DISPATCHFLOW_MAILERSEND_WEBHOOK_SIGNING_SECRET",
+	"PostalPublicKey":         "DISPATCHFLOW_POSTAL_WEBHOOK_PUBLIC_KEY",
+	"PostalMaxAge":            "DISPATCHFLOW_POSTAL_WEBHOOK_MAX_AGE",
+	"BrevoUsername":           "DISPATCHFLOW_BREVO_WEBHOOK_USERNAME",
+	"BrevoPassword":           "DISPATCHFLOW_BREVO_WEBHOOK_PASSWORD",
+	"MailjetUsername":         "DISPATCHFLOW_MAILJET_WEBHOOK_USERNAME",
+	"MailjetPassword":         "DISPATCHFLOW_MAILJET_WEBHOOK_PASSWORD",
+	"SparkPostUsername":       "DISPATCHFLOW_SPARKPOST_WEBHOOK_USERNAME",
+	"SparkPostPassword":       "DISPATCHFLOW_SPARKPOST_WEBHOOK_PASSWORD",
+	"MandrillWebhookKey":      "DISPATCHFLOW_MANDRILL_WEBHOOK_KEY",
+	"MandrillWebhookURL":      "DISPATCHFLOW_MANDRILL_WEBHOOK_URL",
 }
 
 // validateWebhooks builds the webhook normalizers once, so that a bad key (or,
@@ -819,4 +1031,119 @@ func (c Config) validateWebhooks(verify bool) error {
 		return fmt.Errorf("%s: %w%s", name, ce.Err, hint)
 	}
 	return err
+}
+
+// OTel is OpenTelemetry tracing, read under the variable names of the
+// OpenTelemetry specification
+// (opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables).
+// These decide whether and how spans are exported; the OTLP exporter and the SDK
+// read the same variables, and the others of the specification
+// (OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _CERTIFICATE, _COMPRESSION, _INSECURE and
+// their _TRACES_ forms, OTEL_RESOURCE_ATTRIBUTES, OTEL_BSP_*, OTEL_SPAN_*_LIMIT),
+// themselves (docs/observability.md). Tracing is off by default.
+type OTel struct {
+	// SDKDisabled "true" turns tracing off, whatever the others say. Defaults to false.
+	SDKDisabled string `envconfig:"OTEL_SDK_DISABLED" desc:"true: no tracing, whatever the other OTEL_* say (default false)"`
+	// TracesExporter "otlp" turns tracing on, "none" off. Empty: on when an
+	// OTLP endpoint is set.
+	TracesExporter string `envconfig:"OTEL_TRACES_EXPORTER" desc:"otlp | none: export spans over OTLP (default: otlp when an OTLP endpoint is set, else none)"`
+	// Endpoint is the collector's base URL (http/protobuf posts to its
+	// /v1/traces); http:// is plaintext, https:// TLS. Setting it turns
+	// tracing on. Defaults to the Go exporters' https://localhost:4318, or
+	// https://localhost:4317 with grpc.
+	Endpoint string `envconfig:"OTEL_EXPORTER_OTLP_ENDPOINT" desc:"OTLP collector base URL, http(s)://host:port; turns tracing on (default https://localhost:4318, :4317 with grpc)"`
+	// TracesEndpoint is the URL spans go to, used as is; it wins over
+	// Endpoint, and turns tracing on too.
+	TracesEndpoint string `envconfig:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" desc:"OTLP URL of traces, used as is (http/protobuf: include /v1/traces); turns tracing on"`
+	// Protocol is the OTLP transport: "grpc" or "http/protobuf". Defaults to
+	// "http/protobuf", the specification's default.
+	Protocol string `envconfig:"OTEL_EXPORTER_OTLP_PROTOCOL" desc:"grpc | http/protobuf: OTLP transport (default http/protobuf)"`
+	// TracesProtocol is Protocol for traces; it wins over Protocol.
+	TracesProtocol string `envconfig:"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" desc:"grpc | http/protobuf: OTLP transport of traces (default OTEL_EXPORTER_OTLP_PROTOCOL)"`
+	// ServiceName is the spans' service.name. Defaults to "dispatchflow" (or
+	// the service.name of OTEL_RESOURCE_ATTRIBUTES).
+	ServiceName string `envconfig:"OTEL_SERVICE_NAME" desc:"service.name of the spans (default dispatchflow)"`
+	// TracesSampler chooses the traces kept. Defaults to parentbased_always_on.
+	TracesSampler string `envconfig:"OTEL_TRACES_SAMPLER" desc:"always_on | always_off | traceidratio | parentbased_always_on | parentbased_always_off | parentbased_traceidratio (default parentbased_always_on)"`
+	// TracesSamplerArg is the share of traces a traceidratio sampler keeps,
+	// 0 to 1. Defaults to 1.
+	TracesSamplerArg string `envconfig:"OTEL_TRACES_SAMPLER_ARG" desc:"share of traces kept by a traceidratio sampler, 0 to 1 (default 1)"`
+}
+
+// OTLP transports (OTEL_EXPORTER_OTLP_PROTOCOL). http/json is the
+// specification's third, which the Go exporters do not speak.
+const (
+	OTLPGRPC         = "grpc"
+	OTLPHTTPProtobuf = "http/protobuf"
+)
+
+// TracesOn reports whether spans are exported: not with OTEL_SDK_DISABLED=true
+// nor OTEL_TRACES_EXPORTER=none; with OTEL_TRACES_EXPORTER=otlp, or an OTLP
+// endpoint variable set.
+func (o OTel) TracesOn() bool {
+	if strings.EqualFold(o.SDKDisabled, "true") {
+		return false
+	}
+	switch o.TracesExporter {
+	case "otlp":
+		return true
+	case "none":
+		return false
+	}
+	return o.Endpoint != "" || o.TracesEndpoint != ""
+}
+
+// TracesProtocolOrDefault is the OTLP transport of traces: OTLPGRPC or OTLPHTTPProtobuf.
+func (o OTel) TracesProtocolOrDefault() string {
+	if o.TracesProtocol != "" {
+		return o.TracesProtocol
+	}
+	if o.Protocol != "" {
+		return o.Protocol
+	}
+	return OTLPHTTPProtobuf
+}
+
+// otelSamplers are the values of OTEL_TRACES_SAMPLER the Go SDK implements.
+var otelSamplers = []string{"always_on", "always_off", "traceidratio",
+	"parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"}
+
+// validate checks every variable, whether tracing is on or not: a typo does
+// not wait for the day tracing is turned on.
+func (o OTel) validate() error {
+	if v := o.SDKDisabled; v != "" && !strings.EqualFold(v, "true") && !strings.EqualFold(v, "false") {
+		return fmt.Errorf("OTEL_SDK_DISABLED: %q is not true or false", v)
+	}
+	if v := o.TracesExporter; v != "" && v != "otlp" && v != "none" {
+		return fmt.Errorf("OTEL_TRACES_EXPORTER: %q is not supported: otlp or none", v)
+	}
+	for _, p := range []struct{ name, value string }{
+		{"OTEL_EXPORTER_OTLP_PROTOCOL", o.Protocol},
+		{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", o.TracesProtocol},
+	} {
+		if p.value != "" && p.value != OTLPGRPC && p.value != OTLPHTTPProtobuf {
+			return fmt.Errorf("%s: %q is not supported: grpc or http/protobuf", p.name, p.value)
+		}
+	}
+	for _, e := range []struct{ name, value string }{
+		{"OTEL_EXPORTER_OTLP_ENDPOINT", o.Endpoint},
+		{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", o.TracesEndpoint},
+	} {
+		if e.value == "" {
+			continue
+		}
+		// The value is not quoted: a URL may carry credentials.
+		if u, err := url.Parse(e.value); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%s: not an http:// or https:// URL with a host", e.name)
+		}
+	}
+	if v := o.TracesSampler; v != "" && !slices.Contains(otelSamplers, v) {
+		return fmt.Errorf("OTEL_TRACES_SAMPLER: %q is not one of %s", v, strings.Join(otelSamplers, ", "))
+	}
+	if v := o.TracesSamplerArg; v != "" && strings.HasSuffix(o.TracesSampler, "traceidratio") {
+		if r, err := strconv.ParseFloat(v, 64); err != nil || r < 0 || r > 1 {
+			return fmt.Errorf("OTEL_TRACES_SAMPLER_ARG: %q is not a ratio from 0 to 1", v)
+		}
+	}
+	return nil
 }

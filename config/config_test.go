@@ -162,3 +162,48 @@ func TestTemporalTLSVariables(t *testing.T) {
 		})
 	}
 }
+
+// Each API provider of DISPATCHFLOW_ESP loads with its credentials, and stops
+// the process without one, or with a bad base URL, naming the variable.
+func TestLoadAPIProviders(t *testing.T) {
+	for _, tt := range []struct {
+		esp     string
+		creds   map[string]string
+		baseURL string // its variable
+	}{
+		{"brevo", map[string]string{"DISPATCHFLOW_BREVO_API_KEY": "xkeysib-k"}, "DISPATCHFLOW_BREVO_BASE_URL"},
+		{"mailjet", map[string]string{"DISPATCHFLOW_MAILJET_API_KEY": "k", "DISPATCHFLOW_MAILJET_API_SECRET": "s"}, "DISPATCHFLOW_MAILJET_BASE_URL"},
+		{"sparkpost", map[string]string{"DISPATCHFLOW_SPARKPOST_API_KEY": "k"}, "DISPATCHFLOW_SPARKPOST_BASE_URL"},
+		{"resend", map[string]string{"DISPATCHFLOW_RESEND_API_KEY": "re_k"}, "DISPATCHFLOW_RESEND_BASE_URL"},
+	} {
+		t.Run(tt.esp, func(t *testing.T) {
+			t.Setenv("DISPATCHFLOW_ESP", tt.esp)
+			for name := range tt.creds {
+				t.Run("without "+name, func(t *testing.T) {
+					for other, v := range tt.creds {
+						if other != name {
+							t.Setenv(other, v)
+						}
+					}
+					if _, err := Load(); err == nil || !strings.Contains(err.Error(), name) {
+						t.Errorf("got %v, want an error naming %s", err, name)
+					}
+				})
+			}
+			for name, v := range tt.creds {
+				t.Setenv(name, v)
+			}
+			c, err := Load()
+			if err != nil {
+				t.Fatalf("with its credentials: %v", err)
+			}
+			if c.ESP != tt.esp {
+				t.Errorf("ESP %q, want %q", c.ESP, tt.esp)
+			}
+			t.Setenv(tt.baseURL, "api.example.com")
+			if _, err := Load(); err == nil || !strings.Contains(err.Error(), tt.baseURL) {
+				t.Errorf("with %s=api.example.com: got %v, want an error naming it", tt.baseURL, err)
+			}
+		})
+	}
+}

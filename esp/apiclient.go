@@ -21,7 +21,7 @@ import (
 const APITimeout = 30 * time.Second
 
 // NewHTTPClient returns the client the API senders (SendGrid, Mailgun, Postmark,
-// SES) call their provider with: one attempt per Send (RetryMax 0: Temporal retries
+// SES, Brevo, Mailjet, SparkPost, Resend) call their provider with: one attempt per Send (RetryMax 0: Temporal retries
 // the Send activity, visibly), timeout per attempt, redirects not followed, every
 // response handed back for the sender to classify.
 func NewHTTPClient(timeout time.Duration) *retryablehttp.Client {

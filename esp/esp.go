@@ -6,10 +6,13 @@
 // A provider's outbound half lives here; its inbound half (the webhook format it
 // posts events in) is a normalizer in package intake. Senders: Sandbox, SMTP, and
 // the provider APIs SendGrid (dispatch id in custom_args), Mailgun (user variable
-// v:dispatch_id), Postmark (Metadata.dispatch_id) and SES (message tag
-// dispatch_id), each attaching Email.DispatchID where its events bring it back and
-// recording the provider's message id as its events carry it. The API senders
-// make one attempt per Send (NewHTTPClient): Temporal owns retries.
+// v:dispatch_id), Postmark (Metadata.dispatch_id), SES (message tag
+// dispatch_id), Brevo (header X-Mailin-custom: dispatch_id:<id>), Mailjet
+// (CustomID), SparkPost (metadata.dispatch_id) and Resend (tag dispatch_id, and
+// the dispatch id as idempotency key), each attaching Email.DispatchID where its
+// events bring it back and recording the provider's message id as its events
+// carry it. The API senders make one attempt per Send (NewHTTPClient): Temporal
+// owns retries.
 package esp
 
 import (
@@ -32,7 +35,8 @@ type Email struct {
 // Receipt is the ESP's acceptance of a message.
 type Receipt struct {
 	// Provider names the ESP that accepted the message: its Sender's Name()
-	// ("sandbox", "smtp", "sendgrid", "mailgun", "postmark", "ses").
+	// ("sandbox", "smtp", "sendgrid", "mailgun", "postmark", "ses", "brevo",
+	// "mailjet", "sparkpost", "resend").
 	Provider string `json:"provider"`
 	// MessageID is the ESP's own id for the message, when it gives one, in the
 	// form its webhook events carry it (so intake can map an event back).

@@ -23,8 +23,25 @@ const (
 	ProviderAJO       = "ajo"
 )
 
+// Provider names of the Resend, MailerSend and Postal intakes.
+const (
+	ProviderResend     = "resend"
+	ProviderMailerSend = "mailersend"
+	ProviderPostal     = "postal"
+)
+
+// Provider names of the Brevo, Mailjet, SparkPost and Mandrill (Mailchimp
+// Transactional) intakes.
+const (
+	ProviderBrevo     = "brevo"
+	ProviderMailjet   = "mailjet"
+	ProviderSparkPost = "sparkpost"
+	ProviderMandrill  = "mandrill"
+)
+
 // Providers lists every intake, the values Config.Mount accepts.
-var Providers = []string{ProviderGeneric, ProviderSandbox, ProviderSendGrid, ProviderMailgun, ProviderPostmark, ProviderSES, ProviderSarbacane, ProviderAJO}
+var Providers = []string{ProviderGeneric, ProviderSandbox, ProviderSendGrid, ProviderMailgun, ProviderPostmark, ProviderSES, ProviderSarbacane, ProviderAJO, ProviderResend, ProviderMailerSend, ProviderPostal,
+	ProviderBrevo, ProviderMailjet, ProviderSparkPost, ProviderMandrill}
 
 // DefaultSNSHostPattern matches the hosts of Amazon SNS endpoints, where signing
 // certificates and subscription confirmations live: sns.<region>.amazonaws.com
@@ -78,6 +95,35 @@ type Config struct {
 	// AJOJWTAudience and AJOJWTIssuer, when set, are the aud and iss the JWT must carry.
 	AJOJWTAudience string
 	AJOJWTIssuer   string
+	// ResendSecret is the signing secret of the Resend webhook endpoint
+	// ("whsec_…", Svix's form).
+	ResendSecret string
+	// MailerSendSigningSecret is the MailerSend webhook's signing secret.
+	MailerSendSigningSecret string
+	// PostalPublicKey is the public half of the Postal server's signing key, as
+	// `postal default-dkim-record` prints it (the record, or its p= value), or PEM.
+	PostalPublicKey string
+	// PostalMaxAge is how old a Postal request's signed timestamp may be. Zero:
+	// DefaultPostalMaxAge.
+	PostalMaxAge time.Duration
+	// BrevoUsername and BrevoPassword are the basic-auth credentials put in the
+	// webhook URL configured at Brevo (Brevo signs nothing).
+	BrevoUsername string
+	BrevoPassword string
+	// MailjetUsername and MailjetPassword are the basic-auth credentials put in the
+	// event callback URL configured at Mailjet (Mailjet signs nothing).
+	MailjetUsername string
+	MailjetPassword string
+	// SparkPostUsername and SparkPostPassword are the basic-auth credentials of the
+	// SparkPost webhook (auth_type "basic"; SparkPost signs nothing).
+	SparkPostUsername string
+	SparkPostPassword string
+	// MandrillWebhookKey is the Mandrill webhook's authentication key, which
+	// signs its requests (X-Mandrill-Signature).
+	MandrillWebhookKey string
+	// MandrillWebhookURL is the webhook URL exactly as configured at Mandrill, which
+	// Mandrill signs: required with MandrillWebhookKey.
+	MandrillWebhookURL string
 }
 
 // ConfigError is a problem with one Config field, named by its Go name.
@@ -113,6 +159,15 @@ func New(cfg Config, hc *retryablehttp.Client) (map[string]Normalizer, error) {
 	if (cfg.PostmarkUsername == "") != (cfg.PostmarkPassword == "") {
 		return nil, fieldError("PostmarkPassword", "the username and the password go together")
 	}
+	for _, c := range [][3]string{{"BrevoPassword", cfg.BrevoUsername, cfg.BrevoPassword},
+		{"MailjetPassword", cfg.MailjetUsername, cfg.MailjetPassword}, {"SparkPostPassword", cfg.SparkPostUsername, cfg.SparkPostPassword}} {
+		if (c[1] == "") != (c[2] == "") {
+			return nil, fieldError(c[0], "the username and the password go together")
+		}
+	}
+	if err := checkMandrillURL(cfg.MandrillWebhookKey, cfg.MandrillWebhookURL); err != nil {
+		return nil, err
+	}
 	pattern := cfg.SNSHostPattern
 	if pattern == "" {
 		pattern = DefaultSNSHostPattern
@@ -131,6 +186,17 @@ func New(cfg Config, hc *retryablehttp.Client) (map[string]Normalizer, error) {
 		return nil, err
 	}
 	ajo.Audience, ajo.Issuer = cfg.AJOJWTAudience, cfg.AJOJWTIssuer
+	resend, err := NewResend(cfg.ResendSecret)
+	if err != nil {
+		return nil, &ConfigError{Field: "ResendSecret", Err: err}
+	}
+	if cfg.PostalMaxAge < 0 {
+		return nil, fieldError("PostalMaxAge", "%s must not be negative", cfg.PostalMaxAge)
+	}
+	postal, err := NewPostal(cfg.PostalPublicKey, cfg.PostalMaxAge)
+	if err != nil {
+		return nil, &ConfigError{Field: "PostalPublicKey", Err: err}
+	}
 	var generic, sandbox Normalizer = openGeneric{Generic{Provider: ProviderGeneric}}, Generic{Provider: ProviderSandbox}
 	if len(cfg.GenericSecrets) > 0 {
 		if generic, err = NewStandardSigned(Generic{Provider: ProviderGeneric}, cfg.GenericSecrets); err != nil {
@@ -143,14 +209,21 @@ func New(cfg Config, hc *retryablehttp.Client) (map[string]Normalizer, error) {
 		}
 	}
 	all := map[string]Normalizer{
-		ProviderGeneric:   generic,
-		ProviderSandbox:   sandbox,
-		ProviderSendGrid:  sendgrid,
-		ProviderMailgun:   NewMailgun(cfg.MailgunSigningKey, cfg.MailgunMaxAge),
-		ProviderPostmark:  &Postmark{Username: cfg.PostmarkUsername, Password: cfg.PostmarkPassword},
-		ProviderSES:       NewSES(cfg.SESTopicARNs, hosts, hc),
-		ProviderSarbacane: &Sarbacane{Token: cfg.SarbacaneToken},
-		ProviderAJO:       ajo,
+		ProviderGeneric:    generic,
+		ProviderSandbox:    sandbox,
+		ProviderSendGrid:   sendgrid,
+		ProviderMailgun:    NewMailgun(cfg.MailgunSigningKey, cfg.MailgunMaxAge),
+		ProviderPostmark:   &Postmark{Username: cfg.PostmarkUsername, Password: cfg.PostmarkPassword},
+		ProviderSES:        NewSES(cfg.SESTopicARNs, hosts, hc),
+		ProviderSarbacane:  &Sarbacane{Token: cfg.SarbacaneToken},
+		ProviderAJO:        ajo,
+		ProviderResend:     resend,
+		ProviderMailerSend: &MailerSend{SigningSecret: cfg.MailerSendSigningSecret},
+		ProviderPostal:     postal,
+		ProviderBrevo:      &Brevo{Username: cfg.BrevoUsername, Password: cfg.BrevoPassword},
+		ProviderMailjet:    &Mailjet{Username: cfg.MailjetUsername, Password: cfg.MailjetPassword},
+		ProviderSparkPost:  &SparkPost{Username: cfg.SparkPostUsername, Password: cfg.SparkPostPassword},
+		ProviderMandrill:   &Mandrill{Key: cfg.MandrillWebhookKey, URL: cfg.MandrillWebhookURL},
 	}
 	mounted := make(map[string]Normalizer, len(cfg.Mount))
 	for _, p := range cfg.Mount {
@@ -193,6 +266,26 @@ func (cfg Config) checkRequired() error {
 			return missing(p, "SarbacaneToken")
 		case p == ProviderAJO && cfg.AJOJWTSecret == "" && cfg.AJOJWTPublicKey == "":
 			return missing(p, "AJOJWTSecret")
+		case p == ProviderResend && cfg.ResendSecret == "":
+			return missing(p, "ResendSecret")
+		case p == ProviderMailerSend && cfg.MailerSendSigningSecret == "":
+			return missing(p, "MailerSendSigningSecret")
+		case p == ProviderPostal && cfg.PostalPublicKey == "":
+			return missing(p, "PostalPublicKey")
+		case p == ProviderBrevo && cfg.BrevoUsername == "":
+			return missing(p, "BrevoUsername")
+		case p == ProviderBrevo && cfg.BrevoPassword == "":
+			return missing(p, "BrevoPassword")
+		case p == ProviderMailjet && cfg.MailjetUsername == "":
+			return missing(p, "MailjetUsername")
+		case p == ProviderMailjet && cfg.MailjetPassword == "":
+			return missing(p, "MailjetPassword")
+		case p == ProviderSparkPost && cfg.SparkPostUsername == "":
+			return missing(p, "SparkPostUsername")
+		case p == ProviderSparkPost && cfg.SparkPostPassword == "":
+			return missing(p, "SparkPostPassword")
+		case p == ProviderMandrill && cfg.MandrillWebhookKey == "":
+			return missing(p, "MandrillWebhookKey")
 		}
 	}
 	return nil

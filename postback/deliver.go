@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/go-retryablehttp"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/dispatchflow/dispatchflow/netguard"
 )
@@ -113,6 +114,10 @@ func newRequest(ctx context.Context, ep Endpoint, body []byte, webhookID string,
 	if err != nil {
 		return nil, fmt.Errorf("postback url: %s", host(ep.URL))
 	}
+	// The attempt's trace context (W3C traceparent) when it is traced: a header
+	// the signature does not cover, the body unchanged; an endpoint's own
+	// headers win.
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	for name, v := range ep.Headers {
 		req.Header.Set(name, v.Reveal())
 	}

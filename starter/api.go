@@ -176,6 +176,13 @@ func (a *API) Routes() []Route {
 		{Method: http.MethodPost, Pattern: "/v1/endpoints/{id}/enable", Scope: auth.ScopeEndpointsAdmin, Handler: a.enableEndpoint},
 		{Method: http.MethodPost, Pattern: "/v1/endpoints/{id}/disable", Scope: auth.ScopeEndpointsAdmin, Handler: a.disableEndpoint},
 		{Method: http.MethodPost, Pattern: "/v1/endpoints/{id}/replay", Scope: auth.ScopeEndpointsAdmin, Handler: a.replayEndpoint},
+		// The providers' circuits: operational state like the endpoints' health.
+		{Method: http.MethodGet, Pattern: "/v1/providers", Scope: auth.ScopeEndpointsAdmin, Handler: a.listProviders},
+		// The suppression list: read with messages:read; lifting a suppression
+		// sends to a complainer again, which takes suppressions:write.
+		{Method: http.MethodGet, Pattern: "/v1/suppressions", Scope: auth.ScopeMessagesRead, Handler: a.listSuppressions},
+		{Method: http.MethodGet, Pattern: "/v1/suppressions/{address}", Scope: auth.ScopeMessagesRead, Handler: a.getSuppression},
+		{Method: http.MethodDelete, Pattern: "/v1/suppressions/{address}", Scope: auth.ScopeSuppressionsWrite, Handler: a.deleteSuppression},
 		// The app that sent a message may cancel or retime its fallback; changing
 		// its steps (who is reached, where) needs fallback:write as well.
 		{Method: http.MethodPost, Pattern: "/v1/messages/{dispatch_id}/fallback/cancel", Scope: auth.ScopeMessagesSend, Handler: a.cancelFallback},
@@ -321,6 +328,7 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 		},
 		Fallback: body.Fallback,
 	}
+	a.withFailover(&in)
 	digest := a.requestDigest(req, body.Fallback)
 	opts := client.StartWorkflowOptions{
 		ID:        workflows.WorkflowID(id),
@@ -335,7 +343,7 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 		StaticSummary:    summary(req),
 		StaticDetails:    a.details(in),
 		// Set with the start: no history event of their own.
-		TypedSearchAttributes: workflows.StartSearchAttributes(in, a.cfg.ESP),
+		TypedSearchAttributes: workflows.StartSearchAttributes(in, a.cfg.PrimaryESP()),
 		// What a repeated external_send_id is compared with (keyed: no content
 		// can be guessed from it).
 		Memo: map[string]any{memoRequestDigest: digest},
@@ -457,7 +465,7 @@ func (a *API) details(in workflows.MessageInput) string {
 	if in.Request.CampaignAPIID != "" {
 		fmt.Fprintf(&b, "| campaign_api_id | `%s` |\n", in.Request.CampaignAPIID)
 	}
-	fmt.Fprintf(&b, "| ESP | %s |\n", a.cfg.ESP)
+	fmt.Fprintf(&b, "| ESP | %s |\n", strings.Join(a.cfg.ESPs(), " → "))
 	fmt.Fprintf(&b, "| workspace | %s |\n", in.Request.Workspace)
 	if len(in.Routes) > 0 {
 		labels := make([]string, len(in.Routes))

@@ -182,7 +182,7 @@ func (a *API) testPostback(w http.ResponseWriter, r *http.Request) {
 	}
 	body := message.NewPostback(message.Identity{DispatchID: id, ExternalSendID: "test-postback", CampaignAPIID: "test"},
 		status, now, reason, message.SendTimes{ReceivedAt: now, EnqueuedAt: now, ExecutedAt: now, SentAt: now})
-	n := postback.Notification{Postback: body, Recipient: "test@example.com", Provider: a.cfg.ESP, ReceivedAt: now, Subject: "dispatchflow test postback"}
+	n := postback.Notification{Postback: body, Recipient: "test@example.com", Provider: a.cfg.PrimaryESP(), ReceivedAt: now, Subject: "dispatchflow test postback"}
 	webhookID := "msg_test_" + id
 	att := postback.Deliver(r.Context(), a.postbackHTTP, ep, n, webhookID, now)
 	a.audit(r, "postbacks.test", ep.Label(), "status_code", att.StatusCode, "ad_hoc", adHoc)

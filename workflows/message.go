@@ -48,6 +48,10 @@ type Policy struct {
 	// MaxRunSignals: how many signals one run takes in before it continues as
 	// new. Defaults to 4,000 (Temporal refuses signals past 10,000 a run).
 	MaxRunSignals int `json:"max_run_signals,omitempty"`
+	// FailoverAfter: with several providers (MessageInput.Providers), how
+	// long transient failures of one are retried before the message moves on
+	// to the next. Defaults to DefaultFailoverAfter (2m).
+	FailoverAfter time.Duration `json:"failover_after,omitempty"`
 }
 
 // DefaultMaxHold is Policy.MaxHold's default.
@@ -68,6 +72,9 @@ func (p Policy) withDefaults() Policy {
 	}
 	if p.MaxRunSignals <= 0 || p.MaxRunSignals > maxSignalsPerRun {
 		p.MaxRunSignals = maxSignalsPerRun
+	}
+	if p.FailoverAfter <= 0 {
+		p.FailoverAfter = DefaultFailoverAfter
 	}
 	return p
 }
@@ -91,6 +98,10 @@ type MessageInput struct {
 	// Carry what else it hands over.
 	Carried *State `json:"carried,omitempty"`
 	Carry   *Carry `json:"carry,omitempty"`
+	// Providers is the failover list, when DISPATCHFLOW_ESP names several
+	// providers: the email goes to the first, and moves down the list (see
+	// handOver). Empty: the worker's one provider, as before failover existed.
+	Providers []ESPRoute `json:"providers,omitempty"`
 }
 
 // Carry is what a run hands the next besides its State: not part of the
@@ -155,6 +166,9 @@ type State struct {
 	CompactedPostbacks int `json:"compacted_postbacks,omitempty"`
 	// Fallback is the escalation policy and what it did.
 	Fallback FallbackState `json:"fallback"`
+	// Handovers lists the providers of the failover list the email went
+	// through, in order, and how each went (empty with one provider).
+	Handovers []Handover `json:"handovers,omitempty"`
 }
 
 // EventCount counts one type of event.
@@ -220,6 +234,8 @@ type messageImpl struct {
 	signals int
 	// inFlight counts the postback senders waiting on an activity.
 	inFlight int
+	// suppressing counts the Suppress activities under way (suppressIfFinal).
+	suppressing int
 	// draining stops the postback sender before a continue-as-new.
 	draining bool
 	events   workflow.ReceiveChannel
@@ -375,10 +391,10 @@ func (m *messageImpl) closeTimerSummary() string {
 	return "tracking window"
 }
 
-// idle: the send has an outcome, no postback is waiting or in flight, and no
-// fallback deadline or ladder is running.
+// idle: the send has an outcome, no postback is waiting or in flight, no
+// address is being suppressed, and no fallback deadline or ladder is running.
 func (m *messageImpl) idle() bool {
-	return m.sendDone && m.inFlight == 0 && !m.postbacksWaiting() && !m.fb.running && !m.deadlinePending()
+	return m.sendDone && m.inFlight == 0 && m.suppressing == 0 && !m.postbacksWaiting() && !m.fb.running && !m.deadlinePending()
 }
 
 // mustContinue reports whether the run should hand over to a fresh one: Temporal
@@ -394,7 +410,7 @@ func (m *messageImpl) mustContinue(ctx workflow.Context) bool {
 // retry is carried with its due time, and the next run resumes it then.
 func (m *messageImpl) continueAsNew(ctx workflow.Context) error {
 	m.draining = true
-	if err := workflow.Await(ctx, func() bool { return m.sendDone && m.inFlight == 0 && !m.fb.running }); err != nil {
+	if err := workflow.Await(ctx, func() bool { return m.sendDone && m.inFlight == 0 && m.suppressing == 0 && !m.fb.running }); err != nil {
 		return err
 	}
 	m.drainEvents(ctx)
@@ -522,7 +538,8 @@ const intakeGeneric = "generic"
 
 // carrier says why event rec may not move the message: it was reported by a
 // provider that did not carry it. "" when it may: our own send outcome, the ESP
-// the message was handed to, or the generic intake of the message's own workspace
+// the message was handed to (with a failover list, any provider it was handed
+// to: State.Handovers), or the generic intake of the message's own workspace
 // (checked in onEvent).
 func (m *messageImpl) carrier(rec *EventRecord) string {
 	switch {
@@ -531,10 +548,13 @@ func (m *messageImpl) carrier(rec *EventRecord) string {
 	case m.state.ESP == nil:
 		// The send was refused (aborted, final): no event can move it anyway.
 		return ""
-	case rec.Provider != m.state.ESP.Provider:
-		return "ignored: reported by " + rec.Provider + ", but the message was handed to " + m.state.ESP.Provider
+	case rec.Provider == m.state.ESP.Provider || m.handedTo(rec.Provider):
+		// The ESP that took it, or (failover) one it was handed to before.
+		return ""
+	case len(m.state.Handovers) > 0:
+		return "ignored: reported by " + rec.Provider + ", but the message was handed to " + m.handedToNames()
 	}
-	return ""
+	return "ignored: reported by " + rec.Provider + ", but the message was handed to " + m.state.ESP.Provider
 }
 
 // apply runs event idx of the timeline through the status rules.
@@ -545,6 +565,7 @@ func (m *messageImpl) apply(ctx workflow.Context, idx int) {
 		rec.Note = note // recorded, and changes nothing: no status, no postback
 		return
 	}
+	m.suppressIfFinal(ctx, *rec)
 	defer m.postEngagement(idx)
 	to, changed := message.Next(m.state.Status, rec.Type)
 	if !changed {
@@ -640,6 +661,7 @@ func (m *messageImpl) describe(ctx workflow.Context) {
 			}
 		}
 	}
+	b.WriteString(st.describeHandovers())
 	b.WriteString(fmt.Sprintf("\n\n**Tracking until:** %s", st.TrackingUntil.UTC().Format("2006-01-02 15:04 MST")))
 	workflow.SetCurrentDetails(ctx, b.String())
 }
@@ -662,7 +684,7 @@ func (m *messageImpl) send(ctx workflow.Context) {
 	req := m.in.Request
 	in := activities.SendInput{Email: esp.Email{
 		DispatchID: m.state.DispatchID, From: req.From, To: req.To, Subject: req.Subject, Text: req.Text, HTML: req.HTML,
-	}}
+	}, Workspace: m.workspace()}
 	var res activities.SendResult
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		ActivityID:          sendEventID,
@@ -670,7 +692,12 @@ func (m *messageImpl) send(ctx workflow.Context) {
 		RetryPolicy:         retryPolicyWithin(m.in.Policy.SendRetryWindow, time.Second, 5*time.Minute),
 		Summary:             "hand the email to the ESP",
 	})
-	err := workflow.ExecuteActivity(actx, a.Send, in).Get(actx, &res)
+	var err error
+	if len(m.in.Providers) > 1 {
+		res, err = m.handOver(ctx, in)
+	} else {
+		err = workflow.ExecuteActivity(actx, a.Send, in).Get(actx, &res)
+	}
 	now := workflow.Now(ctx)
 	rec := EventRecord{Provider: "dispatchflow", ID: sendEventID, ReceivedAt: now, Timestamp: now}
 	if err == nil {
@@ -706,7 +733,7 @@ const sendEventID = "send"
 
 func sendFailureReason(err error) string {
 	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr.Type() == activities.ErrRefused {
+	if errors.As(err, &appErr) && (appErr.Type() == activities.ErrRefused || appErr.Type() == activities.ErrSuppressed) {
 		return appErr.Message()
 	}
 	return "ESP unavailable: " + lastErrorMessage(err)

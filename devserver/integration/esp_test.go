@@ -65,6 +65,46 @@ func TestESPProviders(t *testing.T) {
 			refusal:    esptest.SESError(http.StatusBadRequest, "MessageRejected", "ses-400-messagerejected.json"),
 			wantReason: "MessageRejected: Email address is not verified.",
 		},
+		{
+			provider: "brevo",
+			fake:     func(t *testing.T) *esptest.Fake { return esptest.Brevo(t, "xkeysib-it") },
+			configure: func(c *config.Config, url string) {
+				c.BrevoAPIKey, c.BrevoBaseURL = "xkeysib-it", url
+			},
+			messageID:  esptest.BrevoMessageID,
+			refusal:    esptest.Answer{Status: http.StatusBadRequest, Body: esptest.Fixture("brevo-400.json")},
+			wantReason: "Validate your sender or authenticate your domain (Brevo code invalid_parameter)",
+		},
+		{
+			provider: "mailjet",
+			fake:     func(t *testing.T) *esptest.Fake { return esptest.Mailjet(t, "mj-it", "mj-secret-it") },
+			configure: func(c *config.Config, url string) {
+				c.MailjetAPIKey, c.MailjetAPISecret, c.MailjetBaseURL = "mj-it", "mj-secret-it", url
+			},
+			messageID:  esptest.MailjetMessageID,
+			refusal:    esptest.Answer{Status: http.StatusBadRequest, Body: esptest.Fixture("mailjet-400-mj0013.json")},
+			wantReason: `"invalid@123.4" is an invalid email address. (Mailjet mj-0013, field To[0].Email)`,
+		},
+		{
+			provider: "sparkpost",
+			fake:     func(t *testing.T) *esptest.Fake { return esptest.SparkPost(t, "sp-it") },
+			configure: func(c *config.Config, url string) {
+				c.SparkPostAPIKey, c.SparkPostBaseURL = "sp-it", url
+			},
+			messageID:  esptest.SparkPostTransmissionID,
+			refusal:    esptest.Answer{Status: http.StatusBadRequest, Body: esptest.Fixture("sparkpost-400-7001.json")},
+			wantReason: "Invalid domain: Unconfigured Sending Domain <example.com>",
+		},
+		{
+			provider: "resend",
+			fake:     func(t *testing.T) *esptest.Fake { return esptest.Resend(t, "re_it") },
+			configure: func(c *config.Config, url string) {
+				c.ResendAPIKey, c.ResendBaseURL = "re_it", url
+			},
+			messageID:  esptest.ResendEmailID,
+			refusal:    esptest.Answer{Status: http.StatusForbidden, Body: esptest.Fixture("resend-403-domain.json")},
+			wantReason: "The domain.com domain is not verified. Please, add and verify your domain. (Resend validation_error)",
+		},
 	} {
 		t.Run(tc.provider, func(t *testing.T) {
 			t.Parallel()

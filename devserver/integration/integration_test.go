@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	tworker "go.temporal.io/sdk/worker"
@@ -36,6 +37,7 @@ import (
 	"github.com/dispatchflow/dispatchflow/intake"
 	"github.com/dispatchflow/dispatchflow/message"
 	"github.com/dispatchflow/dispatchflow/starter"
+	"github.com/dispatchflow/dispatchflow/tracing"
 	"github.com/dispatchflow/dispatchflow/worker"
 	"github.com/dispatchflow/dispatchflow/workflows"
 )
@@ -135,6 +137,13 @@ func setup(t *testing.T, edit func(*config.Config)) *system {
 // configurations that register its URL.
 func setupWith(t *testing.T, rcv *receiver, edit func(*config.Config)) *system {
 	t.Helper()
+	return setupTraced(t, rcv, nil, edit)
+}
+
+// setupTraced is setupWith whose client, worker and API record their spans
+// with tp (nil: none, whatever the OTEL_* variables say).
+func setupTraced(t *testing.T, rcv *receiver, tp trace.TracerProvider, edit func(*config.Config)) *system {
+	t.Helper()
 	cfg, err := config.Load()
 	if err != nil {
 		t.Fatal(err)
@@ -169,13 +178,13 @@ func setupWith(t *testing.T, rcv *receiver, edit func(*config.Config)) *system {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := app.Dial(ctx, cfg, logger)
+	c, err := app.DialTraced(ctx, cfg, logger, tp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
 	s.client = c
-	handler = starter.New(c, cfg, logger).Handler()
+	handler = tracing.Handler(tp, starter.New(c, cfg, logger).Handler())
 
 	s.logger = logger
 	s.startWorker()

@@ -1,6 +1,6 @@
 // Package esptest runs fake ESP APIs on loopback for tests: httptest servers
-// that speak SendGrid's, Mailgun's, Postmark's and Amazon SES's send APIs as
-// documented, check each request's method, path, credentials, content type and
+// that speak SendGrid's, Mailgun's, Postmark's, Amazon SES's, Brevo's,
+// Mailjet's, SparkPost's and Resend's send APIs as documented, check each request's method, path, credentials, content type and
 // body shape (the dispatch id where the provider's events bring it back), record
 // what they received, and answer with the providers' documented bodies
 // (testdata/, sources in testdata/README.md).
@@ -37,7 +37,8 @@ type Answer struct {
 type Request struct {
 	DispatchID, From, To, Subject, Text, HTML string
 	// Extra holds provider-specific fields worth checking (Postmark's
-	// MessageStream, SES's ConfigurationSetName, Mailgun's o:tag).
+	// MessageStream, SES's ConfigurationSetName, Mailgun's o:tag, the display
+	// names of the providers that take them apart, Resend's Idempotency-Key).
 	Extra map[string]string
 }
 

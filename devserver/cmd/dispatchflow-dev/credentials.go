@@ -25,6 +25,8 @@ const (
 	// The generic intake secret of workspace default, in clear for the README's
 	// examples (DISPATCHFLOW_INTAKE_SECRET of dispatchflow events post).
 	devIntakeSecretFile = "dev-intake-secret"
+	// DISPATCHFLOW_SUPPRESSION_KEY: keys the suppression list's addresses.
+	devSuppressionKeyFile = "dev-suppression-key"
 )
 
 // devCredentials are what make run prints at start.
@@ -105,6 +107,25 @@ func useDevCredentials(cfg *config.Config, dataDir string) (*devCredentials, err
 	}
 	cfg.APIKeysFile = keysPath
 	return &devCredentials{APIKey: key, KeyFile: keyPath, SigningSecret: secret, IntakeSecret: intakeSecret, IntakeFile: intakePath}, nil
+}
+
+// useDevSuppressionKey gives cfg a suppression list key, unless the
+// environment set one: made once under dataDir and reused, since another key
+// starts an empty list. It answers where the key is kept ("" when it is the
+// environment's).
+func useDevSuppressionKey(cfg *config.Config, dataDir string) (string, error) {
+	if cfg.SuppressionKey != "" {
+		return "", nil
+	}
+	path := filepath.Join(dataDir, devSuppressionKeyFile)
+	key, err := readOrCreate(path, func() (string, error) {
+		return strings.TrimPrefix(auth.NewSigningSecret(), "whsec_"), nil // 32 random bytes, base64
+	})
+	if err != nil {
+		return "", err
+	}
+	cfg.SuppressionKey = key
+	return path, nil
 }
 
 // devSigningSecret is the signing secret of the development keys file at path,

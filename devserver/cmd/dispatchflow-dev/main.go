@@ -60,11 +60,15 @@ func run(dataDir string, port, uiPort int, serverOnly bool) error {
 		return err
 	}
 	var creds *devCredentials
+	var suppressionKeyFile string
 	var codec *devCodec
 	embeddedUI := os.Getenv("TEMPORAL_ADDRESS") == "" && uiPort != 0
 	if !serverOnly {
 		if creds, err = useDevCredentials(&cfg, dataDir); err != nil {
 			return fmt.Errorf("development credentials: %w", err)
+		}
+		if suppressionKeyFile, err = useDevSuppressionKey(&cfg, dataDir); err != nil {
+			return fmt.Errorf("development suppression key: %w", err)
 		}
 		codecUIPort := 0 // with TEMPORAL_ADDRESS, the cluster's own UI, of an origin unknown here
 		if embeddedUI {
@@ -114,6 +118,11 @@ func run(dataDir string, port, uiPort int, serverOnly bool) error {
 			"  Events posted to /v1/events/generic must be signed with its intake secret (kept in %s):\n\n    export DISPATCHFLOW_INTAKE_SECRET=%s\n\n"+
 			"  Local development only: a deployment gets its keys from DISPATCHFLOW_API_KEYS_FILE (docs/security.md).\n\n",
 			creds.KeyFile, creds.APIKey, creds.SigningSecret, creds.IntakeFile, creds.IntakeSecret)
+	}
+	if suppressionKeyFile != "" {
+		fmt.Fprintf(os.Stderr, "  The suppression list (hard bounces, complaints, unsubscribes) is keyed with a development key,\n"+
+			"  kept in %s: a deployment sets its own DISPATCHFLOW_SUPPRESSION_KEY, the same on the API and every worker.\n\n",
+			suppressionKeyFile)
 	}
 	if codec != nil {
 		if embeddedUI {
