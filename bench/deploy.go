@@ -91,6 +91,9 @@ type DeployResult struct {
 	// as a worker).
 	Messages                                  int
 	ServerCPU, PostgresCPU, WorkerCPU, APICPU time.Duration
+	// UpsertCPU is the server's CPU (Temporal and PostgreSQL) per search
+	// attribute upsert, UpsertBase per workflow of three tasks without one.
+	UpsertCPU, UpsertBase time.Duration
 }
 
 // DeployReport is what RunDeployments measured.
@@ -162,6 +165,11 @@ func RunDeployments(ctx context.Context, o DeployOptions) (report DeployReport, 
 			return DeployReport{}, fmt.Errorf("%s: ceiling: %w", dep.Name, err)
 		}
 		logf("%s: server ceiling %.1f empty workflows/s", dep.Name, d.r.Ceiling)
+		serverCPU := func() time.Duration { c := d.cpu(); return c[0] + c[1] }
+		if d.r.UpsertCPU, d.r.UpsertBase, err = measureUpserts(ctx, d.c, o.Messages, o.Concurrency, serverCPU); err != nil {
+			return DeployReport{}, fmt.Errorf("%s: upserts: %w", dep.Name, err)
+		}
+		logf("%s: a search-attribute upsert costs %s of server CPU (a 3-task workflow without: %s)", dep.Name, d.r.UpsertCPU, d.r.UpsertBase)
 		if _, err := drv.runClosed(ctx, d.urls, 20, 4); err != nil { // warm up
 			return DeployReport{}, fmt.Errorf("%s: warm-up: %w", dep.Name, err)
 		}
@@ -410,6 +418,15 @@ func (r DeployReport) String() string {
 	})
 	row("CPU per 1,000 msgs: all", func(res DeployResult) string {
 		return per1000(res.ServerCPU+res.PostgresCPU+res.WorkerCPU+res.APICPU, res.Messages)
+	})
+	row("server CPU per search-attribute upsert", func(res DeployResult) string { return ms(res.UpsertCPU) })
+	row("server CPU per 3-task workflow without", func(res DeployResult) string { return ms(res.UpsertBase) })
+	row("3 upserts / a message's server CPU", func(res DeployResult) string {
+		if res.Messages == 0 {
+			return "–"
+		}
+		perMsg := (res.ServerCPU + res.PostgresCPU) / time.Duration(res.Messages)
+		return fmt.Sprintf("%.0f%%", 100*float64(3*res.UpsertCPU)/float64(perMsg))
 	})
 	tw.Flush()
 	return b.String()
