@@ -17,18 +17,37 @@ run: ## Run everything locally: Temporal server + Web UI (:8233), worker, API (:
 	go build -C devserver -o ../bin/dispatchflow-dev ./cmd/dispatchflow-dev
 	DISPATCHFLOW_DEV_INBOX=$${DISPATCHFLOW_DEV_INBOX:-true} bin/dispatchflow-dev -data-dir "$(DATA_DIR)"
 
+# Debian's PostgreSQL server binaries: make cluster (and the cluster tests, via
+# .ci/run) install the package when they are missing.
+PG_BINDIR = $(lastword $(sort $(wildcard /usr/lib/postgresql/*/bin/postgres)))
+CLUSTER_FLAGS ?=
+
+.PHONY: pg-install
+pg-install:
+	@test -n "$(PG_BINDIR)" || { \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		echo "cluster: PostgreSQL's server is missing; installing Debian's postgresql: $$sudo apt-get install -y postgresql"; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql || \
+		{ $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; } || \
+		{ echo "cluster: could not install postgresql with apt-get (see above)" >&2; exit 1; }; }
+
+.PHONY: cluster
+cluster: pg-install ## Run on Temporal as deployed: PostgreSQL (:15432, installed when missing), 16 shards, 2 workers + 2 APIs (:8080, :8081), UI (:8233). CLUSTER_FLAGS="-shards 32 -workers 4 …"
+	go build -C devserver -o ../bin/dispatchflow-dev ./cmd/dispatchflow-dev
+	DISPATCHFLOW_DEV_INBOX=$${DISPATCHFLOW_DEV_INBOX:-true} bin/dispatchflow-dev -cluster -data-dir "$(DATA_DIR)" $(CLUSTER_FLAGS)
+
 .PHONY: build
 build: ## Build bin/dispatchflow (API + worker against an existing cluster).
 	go build -o bin/dispatchflow ./cmd/dispatchflow
 
 .PHONY: test
-test: ## Run all tests: unit, workflow, replay, and integration on an embedded Temporal server.
+test: pg-install ## Run all tests: unit, workflow, replay, integration on an embedded Temporal server, and the cluster on PostgreSQL.
 	go test -count=1 ./...
 	cd devserver && go test -count=1 ./...
 	cd tools/uicheck && go test -count=1 ./...
 
 .PHONY: bench
-bench: ## Measure dispatchflow against the naive design on an embedded server (docs/benchmarks.md). BENCH_FLAGS="-n 1000 -scale 50000 …"
+bench: ## Measure dispatchflow against the naive design on an embedded server (docs/benchmarks.md). BENCH_FLAGS="-n 1000 -scale 50000 …"; BENCH_FLAGS=-cluster: embedded and make cluster side by side
 	go build -o bin/dispatchflow ./cmd/dispatchflow
 	go build -o bin/bench-naive ./bench/cmd/bench-naive
 	go build -o bin/bench ./bench/cmd/bench

@@ -248,7 +248,7 @@ func (s *stage) measure(ctx context.Context) (Report, error) {
 		}
 		s.systems = append(s.systems, started)
 		// Warm up: connections, caches, the first workflow tasks.
-		if _, err := s.drv.runClosed(ctx, started.api, 20, 4); err != nil {
+		if _, err := s.drv.runClosed(ctx, []string{started.api}, 20, 4); err != nil {
 			return Report{}, started.fail(err)
 		}
 	}
@@ -291,7 +291,7 @@ func (s *stage) saturate(ctx context.Context, round int, sys *system) error {
 	w0, s0 := sys.p.CPU(), s.server.CPU()
 	s.logf("round %d, %s: saturation, %d messages, %d in flight", round+1, sys.name, o.Messages, o.Concurrency)
 	start := time.Now()
-	sat, err := s.drv.runClosed(ctx, sys.api, o.Messages, o.Concurrency)
+	sat, err := s.drv.runClosed(ctx, []string{sys.api}, o.Messages, o.Concurrency)
 	if err != nil {
 		return sys.fail(err)
 	}
@@ -319,7 +319,7 @@ func (s *stage) halfLoad(ctx context.Context, sys *system) error {
 		r.HalfRate = s.o.Rate
 	}
 	s.logf("%s: half load at %.1f msg/s, %d messages", sys.name, r.HalfRate, s.o.Messages/2)
-	half, err := s.drv.runOpen(ctx, sys.api, s.o.Messages/2, r.HalfRate)
+	half, err := s.drv.runOpen(ctx, []string{sys.api}, s.o.Messages/2, r.HalfRate)
 	if err != nil {
 		return sys.fail(err)
 	}

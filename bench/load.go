@@ -77,14 +77,15 @@ func (d *driver) send(ctx context.Context, api, subject, text string) (string, e
 	return out.DispatchID, err
 }
 
-// runClosed runs n lifecycles, c at a time.
-func (d *driver) runClosed(ctx context.Context, api string, n, c int) ([]lifecycle, error) {
+// runClosed runs n lifecycles, c at a time, lifecycle i on apis[i % len(apis)]
+// (several API processes, as a load balancer spreads requests).
+func (d *driver) runClosed(ctx context.Context, apis []string, n, c int) ([]lifecycle, error) {
 	var (
 		mu  sync.Mutex
 		out []lifecycle
 	)
 	err := parallel(n, c, func(i int) error {
-		l, err := d.one(ctx, api, i)
+		l, err := d.one(ctx, apis[i%len(apis)], i)
 		mu.Lock()
 		out = append(out, l)
 		mu.Unlock()
@@ -93,8 +94,9 @@ func (d *driver) runClosed(ctx context.Context, api string, n, c int) ([]lifecyc
 	return out, err
 }
 
-// runOpen starts n lifecycles at a fixed rate, whatever the ones before are doing.
-func (d *driver) runOpen(ctx context.Context, api string, n int, rate float64) ([]lifecycle, error) {
+// runOpen starts n lifecycles at a fixed rate, whatever the ones before are
+// doing, lifecycle i on apis[i % len(apis)].
+func (d *driver) runOpen(ctx context.Context, apis []string, n int, rate float64) ([]lifecycle, error) {
 	var (
 		mu    sync.Mutex
 		out   []lifecycle
@@ -108,7 +110,7 @@ func (d *driver) runOpen(ctx context.Context, api string, n int, rate float64) (
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l, err := d.one(ctx, api, i)
+			l, err := d.one(ctx, apis[i%len(apis)], i)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil && first == nil {

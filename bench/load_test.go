@@ -102,7 +102,7 @@ func newFakeAPI(t *testing.T) (*driver, *fakeAPI, string) {
 // processed and delivered, each event after the previous postback.
 func TestRunClosed(t *testing.T) {
 	d, f, api := newFakeAPI(t)
-	ls, err := d.runClosed(context.Background(), api, 12, 4)
+	ls, err := d.runClosed(context.Background(), []string{api}, 12, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestRunClosed(t *testing.T) {
 func TestRunOpen(t *testing.T) {
 	d, f, api := newFakeAPI(t)
 	start := time.Now()
-	ls, err := d.runOpen(context.Background(), api, 8, 100)
+	ls, err := d.runOpen(context.Background(), []string{api}, 8, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestRunOpen(t *testing.T) {
 func TestRunClosedRefused(t *testing.T) {
 	d, _, api := newFakeAPI(t)
 	d.keys.APIKey = "wrong"
-	_, err := d.runClosed(context.Background(), api, 3, 2)
+	_, err := d.runClosed(context.Background(), []string{api}, 3, 2)
 	if err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("runClosed with a wrong key: %v, want the 401", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 )
 
@@ -190,23 +191,51 @@ func FreePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// WaitTemporal waits until the Temporal frontend at addr answers a client, for
-// at most d.
+// WaitTemporal waits until the Temporal frontend at addr serves the default
+// namespace, for at most d.
 func WaitTemporal(ctx context.Context, addr string, d time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	for {
 		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
 		c, err := client.DialContext(dctx, client.Options{HostPort: addr, Logger: QuietLogger{}})
+		if err == nil {
+			// The frontend answers before the server has registered its
+			// namespace (PostgreSQL): wait until the namespace is served.
+			_, err = c.DescribeWorkflowExecution(dctx, "bench-readiness-probe", "")
+			var notFound *serviceerror.NotFound
+			if errors.As(err, &notFound) {
+				err = nil
+			}
+			c.Close()
+		}
 		dcancel()
 		if err == nil {
-			c.Close()
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("temporal server at %s not answering after %s: %w", addr, d, err)
 		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// WaitLog waits until p's log holds line, for at most d; it fails early when p
+// exits.
+func WaitLog(ctx context.Context, p *Process, line string, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for {
+		if raw, err := os.ReadFile(p.Log); err == nil && bytes.Contains(raw, []byte(line)) {
+			return nil
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited (%v) before logging %q (log: %s)", p.Name, p.err, line, p.Log)
+		case <-ctx.Done():
+			return fmt.Errorf("%s did not log %q within %s (log: %s)", p.Name, line, d, p.Log)
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
@@ -244,3 +273,42 @@ func (QuietLogger) Debug(string, ...any) {}
 func (QuietLogger) Info(string, ...any)  {}
 func (QuietLogger) Warn(string, ...any)  {}
 func (QuietLogger) Error(string, ...any) {}
+
+// procStat is what readStat reads of /proc/PID/stat.
+type procStat struct {
+	ppid int
+	// self is utime + stime; children is cutime + cstime (reaped children).
+	self, children time.Duration
+}
+
+// readStat reads process pid's parent and CPU times; false when it cannot.
+func readStat(pid int) (procStat, bool) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return procStat{}, false
+	}
+	return parseProcStat(raw)
+}
+
+// parseProcStat reads ppid (the 4th field), utime, stime, cutime and cstime
+// (the 14th to 17th) of the content of /proc/PID/stat.
+func parseProcStat(raw []byte) (procStat, bool) {
+	i := bytes.LastIndexByte(raw, ')')
+	if i < 0 {
+		return procStat{}, false
+	}
+	f := strings.Fields(string(raw[i+1:]))
+	if len(f) < 15 {
+		return procStat{}, false
+	}
+	var n [5]int64
+	for j, k := range []int{1, 11, 12, 13, 14} {
+		v, err := strconv.ParseInt(f[k], 10, 64)
+		if err != nil {
+			return procStat{}, false
+		}
+		n[j] = v
+	}
+	const tick = 10 * time.Millisecond
+	return procStat{ppid: int(n[0]), self: time.Duration(n[1]+n[2]) * tick, children: time.Duration(n[3]+n[4]) * tick}, true
+}

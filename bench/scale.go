@@ -28,7 +28,7 @@ func (s *stage) measureScale(ctx context.Context) ([]ScaleStep, error) {
 		}
 		opened = target
 		start := time.Now()
-		burst, err := s.drv.runClosed(ctx, sys.api, 200, s.o.Concurrency)
+		burst, err := s.drv.runClosed(ctx, []string{sys.api}, 200, s.o.Concurrency)
 		if err != nil {
 			return nil, err
 		}

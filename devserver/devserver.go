@@ -32,6 +32,7 @@ import (
 	"go.temporal.io/server/common/primitives"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 const (
@@ -56,6 +57,17 @@ type Options struct {
 	// namespace is created when missing, so a restart keeps all workflows.
 	// The parent directory must exist.
 	DBFile string
+
+	// Postgres, when set, holds persistence and visibility instead of SQLite
+	// (DBFile is then ignored): Temporal as it is deployed, for `make cluster`.
+	// The namespace is registered when missing, with a retention of 72h.
+	Postgres *Postgres
+
+	// HistoryShards is the number of history shards: the unit of Temporal's
+	// write concurrency. Zero: 1 with SQLite (which serialises writers
+	// anyway), 16 with PostgreSQL. It is fixed when the database is created:
+	// a different number on a restart is refused by the server.
+	HistoryShards int32
 
 	// IP to bind the frontend gRPC endpoint and the UI to. Defaults to
 	// 127.0.0.1. The internal history, matching and worker services always
@@ -147,9 +159,22 @@ func Start(opts Options) (*Server, error) {
 		dialIP = defaultIP
 	}
 
-	sqlConf, err := prepareDatabase(opts)
+	var sqlConf, visibilityConf *config.SQL
+	var err error
+	if opts.Postgres != nil {
+		sqlConf, visibilityConf, err = preparePostgres(opts.Postgres)
+		if opts.HistoryShards == 0 {
+			opts.HistoryShards = 16
+		}
+	} else {
+		sqlConf, err = prepareDatabase(opts)
+		visibilityConf = sqlConf
+	}
 	if err != nil {
 		return nil, err
+	}
+	if opts.HistoryShards == 0 {
+		opts.HistoryShards = 1
 	}
 
 	ports, err := reservePorts(opts.IP, opts.Port)
@@ -158,7 +183,7 @@ func Start(opts Options) (*Server, error) {
 	}
 	opts.Port = ports.frontend
 	hostPort := net.JoinHostPort(dialIP, strconv.Itoa(opts.Port))
-	conf := serverConfig(opts, sqlConf, dialIP, ports)
+	conf := serverConfig(opts, sqlConf, visibilityConf, dialIP, ports)
 
 	logsMuted := new(atomic.Bool)
 	logger := newServerLogger(opts.Logger, logsMuted)
@@ -202,7 +227,7 @@ func Start(opts Options) (*Server, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
-	if err := s.waitReady(ctx, opts.SearchAttributes); err != nil {
+	if err := s.waitReady(ctx, opts.SearchAttributes, opts.Postgres != nil); err != nil {
 		_ = s.Stop()
 		return nil, err
 	}
@@ -311,18 +336,21 @@ func prepareDatabase(opts Options) (*config.SQL, error) {
 
 // serverConfig builds the static server configuration. The frontend listens
 // on opts.IP and is reached via dialIP.
-func serverConfig(opts Options, sqlConf *config.SQL, dialIP string, ports servicePorts) *config.Config {
+func serverConfig(opts Options, sqlConf, visibilityConf *config.SQL, dialIP string, ports servicePorts) *config.Config {
 	hostPort := net.JoinHostPort(dialIP, strconv.Itoa(opts.Port))
-	const store = "sqlite-default"
+	const store, visibilityStore = "default", "visibility"
 	var conf config.Config
 	conf.Global.Membership.MaxJoinDuration = 30 * time.Second
 	conf.Global.Membership.BroadcastAddress = defaultIP
 	conf.Persistence.DefaultStore = store
-	conf.Persistence.VisibilityStore = store
-	// One shard is plenty for a single process, and must never change for an
-	// existing database.
-	conf.Persistence.NumHistoryShards = 1
-	conf.Persistence.DataStores = map[string]config.DataStore{store: {SQL: sqlConf}}
+	conf.Persistence.VisibilityStore = visibilityStore
+	// Must never change for an existing database.
+	conf.Persistence.NumHistoryShards = opts.HistoryShards
+	conf.Persistence.DataStores = map[string]config.DataStore{store: {SQL: sqlConf}, visibilityStore: {SQL: visibilityConf}}
+	if visibilityConf == sqlConf { // SQLite: one database, one store
+		conf.Persistence.VisibilityStore = store
+		delete(conf.Persistence.DataStores, visibilityStore)
+	}
 	conf.ClusterMetadata = &cluster.Config{
 		FailoverVersionIncrement: 10,
 		MasterClusterName:        clusterName,
@@ -386,9 +414,14 @@ func (t *TLS) clientConfig() (*tls.Config, error) {
 	return c, nil
 }
 
+// namespaceCacheRefresh is how often each service reloads namespaces (the
+// server's default is 10 s): a namespace registered at start is usable soon.
+const namespaceCacheRefresh = time.Second
+
 // dynamicConfig mirrors the settings of the Temporal CLI's dev server.
 func dynamicConfig() dynamicconfig.StaticClient {
 	return dynamicconfig.StaticClient{
+		dynamicconfig.NamespaceCacheRefreshInterval.Key(): namespaceCacheRefresh,
 		// No phoning home.
 		dynamicconfig.EnableServerVersionCheck.Key(): false,
 		// New search attributes are visible immediately.
@@ -425,7 +458,11 @@ func dynamicConfig() dynamicconfig.StaticClient {
 
 // waitReady waits until the namespace is served by the frontend, then
 // registers the search attributes that the namespace does not have yet.
-func (s *Server) waitReady(ctx context.Context, attrs map[string]enumspb.IndexedValueType) error {
+//
+// With register, a namespace that does not exist is registered (SQLite's is
+// written into the database before the server starts; PostgreSQL's is not).
+func (s *Server) waitReady(ctx context.Context, attrs map[string]enumspb.IndexedValueType, register bool) error {
+	registered := false
 	c, err := client.DialContext(ctx, client.Options{
 		HostPort:          s.hostPort,
 		Namespace:         s.namespace,
@@ -442,17 +479,50 @@ func (s *Server) waitReady(ctx context.Context, attrs map[string]enumspb.Indexed
 		if err == nil {
 			break
 		}
+		var notFound *serviceerror.NamespaceNotFound
+		if register && errors.As(err, &notFound) {
+			registered = true
+			_, err = c.WorkflowService().RegisterNamespace(ctx, &workflowservice.RegisterNamespaceRequest{
+				Namespace:                        s.namespace,
+				WorkflowExecutionRetentionPeriod: durationpb.New(72 * time.Hour),
+			})
+			var exists *serviceerror.NamespaceAlreadyExists
+			if err != nil && !errors.As(err, &exists) {
+				return fmt.Errorf("devserver: register namespace %q: %w", s.namespace, err)
+			}
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("devserver: namespace %q not ready: %w", s.namespace, err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	if registered {
+		// A namespace just registered reaches each service's namespace cache
+		// within its refresh interval (namespaceCacheRefresh); until then, starts
+		// fail with NamespaceNotFound.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2*namespaceCacheRefresh + 500*time.Millisecond):
+		}
+	}
 	if len(attrs) == 0 {
 		return nil
 	}
 
-	resp, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: s.namespace})
+	// A namespace just registered reaches the frontend's namespace cache within
+	// its refresh interval (10 s).
+	var resp *operatorservice.ListSearchAttributesResponse
+	for {
+		resp, err = c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: s.namespace})
+		var notFound *serviceerror.NamespaceNotFound
+		if err == nil || !errors.As(err, &notFound) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil {
 		return fmt.Errorf("devserver: list search attributes: %w", err)
 	}

@@ -138,6 +138,10 @@ func listQuery(get func(string) string) (string, error) {
 		if f.param == "status" && message.Status(v).Rank() < 0 {
 			return "", badRequest(fmt.Sprintf("status: unknown status %q", v))
 		}
+		if f.param == "status" && workflows.VisibleStatus(message.Status(v)) != message.Status(v) {
+			return "", badRequest(fmt.Sprintf("status: %s is listed as %s (the list reads visibility, which keeps %s until the outcome); filter by status=%s",
+				v, workflows.VisibleStatus(message.Status(v)), workflows.VisibleStatus(message.Status(v)), workflows.VisibleStatus(message.Status(v))))
+		}
 		if strings.ContainsAny(v, `'"\`) || len(v) > 256 {
 			return "", badRequest(f.param + `: must be at most 256 characters without quotes or backslashes`)
 		}

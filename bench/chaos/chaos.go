@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dispatchflow/dispatchflow/auth"
@@ -59,6 +60,14 @@ type Options struct {
 	SettleTimeout time.Duration
 	// Seed draws the messages' lives and the faults' timing; 0: from the clock.
 	Seed uint64
+	// Cluster runs the scale-out shape instead (`dispatchflow-dev -cluster`):
+	// Temporal on PostgreSQL with Shards history shards, Workers worker and APIs
+	// API processes, the load spread over the APIs (a client moves to the next
+	// one when one fails, as behind a load balancer). Worker and API kills hit
+	// the first of each, so the others carry the load while it is down; server
+	// kills are not played.
+	Cluster               bool
+	Shards, Workers, APIs int
 	// Log receives progress lines; nil: none.
 	Log io.Writer
 }
@@ -95,6 +104,10 @@ func (o Options) check() error {
 		return errors.New("chaos: RestartDelay, Outage, MaxAnswerDelay: must not be negative")
 	case o.RetryFor <= 0 || o.HandOverTimeout <= 0 || o.SettleTimeout <= 0:
 		return errors.New("chaos: RetryFor, HandOverTimeout, SettleTimeout: must be positive")
+	case o.Cluster && (o.Shards < 1 || o.Workers < 2 || o.APIs < 2):
+		return fmt.Errorf("chaos: Cluster: %d shards, %d workers, %d APIs: want at least 1, 2, 2 (one of each is killed)", o.Shards, o.Workers, o.APIs)
+	case o.Cluster && o.ServerKills > 0:
+		return errors.New("chaos: ServerKills: not played on a cluster")
 	}
 	return nil
 }
@@ -139,14 +152,16 @@ func Run(ctx context.Context, o Options) (Report, error) {
 
 // stage is everything a run starts: the processes, the sink and the receiver.
 type stage struct {
-	o                    Options
-	dir                  string
-	logf                 func(string, ...any)
-	keys                 bench.Keys
-	sink                 *sink
-	rec                  *receiver
-	server, worker, api  *process
-	temporalAddr, apiURL string
+	o             Options
+	dir           string
+	logf          func(string, ...any)
+	keys          bench.Keys
+	sink          *sink
+	rec           *receiver
+	server        *process
+	workers, apis []*process
+	temporalAddr  string
+	apiURLs       []string
 }
 
 // newStage starts the sink, the receiver, the Temporal server, the worker and
@@ -180,69 +195,112 @@ func newStage(ctx context.Context, o Options, dir string, logf func(string, ...a
 		return s, err
 	}
 
-	// Temporal's port and the API's, kept across restarts.
-	ports, err := bench.FreePorts(2)
+	// Temporal's port, PostgreSQL's and the APIs', kept across restarts.
+	apis := max(o.APIs, 1)
+	ports, err := bench.FreePorts(2 + apis)
 	if err != nil {
 		return s, err
 	}
-	temporalPort, apiPort := ports[0], ports[1]
-	if err := s.startServer(ctx, bins["dispatchflow-dev"], temporalPort); err != nil {
+	if err := s.startServer(ctx, bins["dispatchflow-dev"], ports[0], ports[1]); err != nil {
 		return s, err
 	}
-	return s, s.startDispatchflow(ctx, bins["dispatchflow"], apiPort)
+	return s, s.startDispatchflow(ctx, bins["dispatchflow"], ports[2:])
 }
 
-// startServer starts the embedded Temporal server on port, its database in the
-// run's directory, and waits until it answers.
-func (s *stage) startServer(ctx context.Context, bin string, port int) error {
+// startServer starts the embedded Temporal server on port (with Cluster, on
+// PostgreSQL on pgPort), its data in the run's directory, and waits until it
+// answers.
+func (s *stage) startServer(ctx context.Context, bin string, port, pgPort int) error {
 	s.temporalAddr = "127.0.0.1:" + strconv.Itoa(port)
-	env := childEnv("DISPATCHFLOW_LOG_LEVEL=warn", "DISPATCHFLOW_METRICS_ADDR=")
+	env := childEnv("DISPATCHFLOW_LOG_LEVEL=info", "DISPATCHFLOW_METRICS_ADDR=")
+	args := []string{"-server-only", "-data-dir", filepath.Join(s.dir, "temporal"), "-port", strconv.Itoa(port), "-ui-port", "0"}
+	if s.o.Cluster {
+		// As root, PostgreSQL runs as "postgres", who must reach its directory.
+		if err := os.Chmod(s.dir, 0o755); err != nil {
+			return err
+		}
+		args = append(args, "-cluster", "-shards", strconv.Itoa(s.o.Shards), "-pg-port", strconv.Itoa(pgPort))
+	}
 	var err error
-	s.server, err = startProcess("temporal server", bin, filepath.Join(s.dir, "temporal.log"), env, s.o.RestartDelay, s.logf,
-		"-server-only", "-data-dir", filepath.Join(s.dir, "temporal"), "-port", strconv.Itoa(port), "-ui-port", "0")
+	s.server, err = startProcess("temporal server", bin, filepath.Join(s.dir, "temporal.log"), env, s.o.RestartDelay, s.logf, args...)
 	if err != nil {
 		return err
 	}
-	if err := bench.WaitTemporal(ctx, s.temporalAddr, 2*time.Minute); err != nil {
-		return fmt.Errorf("chaos: %w (log: %s)", err, s.server.logPath)
+	if err := waitLogged(ctx, s.server.logPath, "Temporal is up", 3*time.Minute); err != nil {
+		return fmt.Errorf("chaos: %w", err)
 	}
 	return nil
 }
 
-// startDispatchflow starts `dispatchflow worker` and `dispatchflow api` (on
-// apiPort), and waits until the API is healthy.
-func (s *stage) startDispatchflow(ctx context.Context, bin string, apiPort int) error {
-	s.apiURL = "http://127.0.0.1:" + strconv.Itoa(apiPort)
-	env := childEnv(
-		"TEMPORAL_ADDRESS="+s.temporalAddr,
-		"DISPATCHFLOW_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(apiPort),
+// waitLogged waits until the log at path holds line, for at most d.
+func waitLogged(ctx context.Context, path, line string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		if raw, err := os.ReadFile(path); err == nil && strings.Contains(string(raw), line) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%q not logged within %s (log: %s)", line, d, path)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// startDispatchflow starts the `dispatchflow worker`s and `dispatchflow api`s
+// (on apiPorts), and waits until the APIs are healthy.
+func (s *stage) startDispatchflow(ctx context.Context, bin string, apiPorts []int) error {
+	common := []string{
+		"TEMPORAL_ADDRESS=" + s.temporalAddr,
 		"DISPATCHFLOW_TASK_QUEUE=chaos",
-		"DISPATCHFLOW_API_KEYS_FILE="+filepath.Join(s.dir, "keys.json"),
+		"DISPATCHFLOW_API_KEYS_FILE=" + filepath.Join(s.dir, "keys.json"),
 		"DISPATCHFLOW_ID_SECRET=chaos-run-dispatch-id-secret-0123456789",
 		"DISPATCHFLOW_ESP=smtp",
-		"DISPATCHFLOW_SMTP_ADDR="+s.sink.addr,
-		"DISPATCHFLOW_ENDPOINTS_FILE="+filepath.Join(s.dir, "endpoints.json"),
+		"DISPATCHFLOW_SMTP_ADDR=" + s.sink.addr,
+		"DISPATCHFLOW_ENDPOINTS_FILE=" + filepath.Join(s.dir, "endpoints.json"),
 		"DISPATCHFLOW_ALLOW_NETWORKS=127.0.0.0/8", // the receiver is on loopback
-		"DISPATCHFLOW_METRICS_ADDR=",              // two processes: no shared metrics port
+		"DISPATCHFLOW_METRICS_ADDR=",              // several processes: no shared metrics port
 		"DISPATCHFLOW_LOG_LEVEL=warn",
-	)
-	var err error
-	if s.worker, err = startProcess("worker", bin, filepath.Join(s.dir, "worker.log"), env, s.o.RestartDelay, s.logf, "worker"); err != nil {
-		return err
 	}
-	if s.api, err = startProcess("api", bin, filepath.Join(s.dir, "api.log"), env, s.o.RestartDelay, s.logf, "api"); err != nil {
-		return err
+	name := func(role string, i, n int) string {
+		if n == 1 {
+			return role
+		}
+		return fmt.Sprintf("%s-%d", role, i+1)
 	}
-	if err := bench.WaitHealthy(ctx, s.apiURL+"/healthz", time.Minute); err != nil {
-		return fmt.Errorf("chaos: API: %w (log: %s)", err, s.api.logPath)
+	workers := max(s.o.Workers, 1)
+	for i := range workers {
+		n := name("worker", i, workers)
+		p, err := startProcess(n, bin, filepath.Join(s.dir, n+".log"), childEnv(common...), s.o.RestartDelay, s.logf, "worker")
+		if err != nil {
+			return err
+		}
+		s.workers = append(s.workers, p)
+	}
+	for i, port := range apiPorts {
+		n := name("api", i, len(apiPorts))
+		env := childEnv(append(common, "DISPATCHFLOW_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port))...)
+		p, err := startProcess(n, bin, filepath.Join(s.dir, n+".log"), env, s.o.RestartDelay, s.logf, "api")
+		if err != nil {
+			return err
+		}
+		s.apis = append(s.apis, p)
+		s.apiURLs = append(s.apiURLs, "http://127.0.0.1:"+strconv.Itoa(port))
+		if err := bench.WaitHealthy(ctx, s.apiURLs[i]+"/healthz", time.Minute); err != nil {
+			return fmt.Errorf("chaos: %s: %w (log: %s)", n, err, p.logPath)
+		}
 	}
 	return nil
 }
 
 // stop ends the processes, then the sink and the receiver.
 func (s *stage) stop() {
-	s.api.stop()
-	s.worker.stop()
+	for _, p := range append(s.apis, s.workers...) {
+		p.stop()
+	}
 	s.server.stop()
 	if s.sink != nil {
 		s.sink.close()
@@ -256,9 +314,10 @@ func (s *stage) stop() {
 func (s *stage) play(ctx context.Context) (Report, error) {
 	o := s.o
 	start := time.Now()
-	api := newAPIClient(s.apiURL, s.keys.APIKey, s.keys.Intake, o.RetryFor)
+	api := newAPIClient(s.apiURLs, s.keys.APIKey, s.keys.Intake, o.RetryFor)
 	l := &load{o: o, api: api, sink: s.sink, run: strconv.FormatUint(o.Seed, 36)}
-	in := newInjector(o, s.worker, s.api, s.server, s.rec, s.apiURL+"/healthz", s.temporalAddr, l.progress, s.logf)
+	// The first worker and the first API are the ones killed.
+	in := newInjector(o, s.workers[0], s.apis[0], s.server, s.rec, s.apiURLs[0]+"/healthz", s.temporalAddr, l.progress, s.logf)
 
 	s.logf("%d messages, %d in flight, seed %d; logs in %s", o.Messages, o.Concurrency, o.Seed, s.dir)
 	fctx, stopFaults := context.WithCancel(ctx)

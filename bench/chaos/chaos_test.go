@@ -22,9 +22,42 @@ func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos: builds both binaries and runs them for about a minute")
 	}
-	bin := buildBinaries(t)
 	o := DefaultOptions()
-	o.Bin = bin
+	// Few in flight, so that the faults fall on distinct stretches of the load.
+	o.Messages, o.Concurrency = 80, 6
+	o.APIKills, o.ServerKills = 1, 1
+	r := playShort(t, o)
+	if f := r.Faults; f.WorkerKills < 1 || f.APIKills < 1 || f.ServerKills < 1 || f.ReceiverOutages < 1 {
+		t.Errorf("faults %+v: want at least one worker, API and server kill and one receiver outage", f)
+	}
+}
+
+// TestChaosCluster is the scale-out fault test: on Temporal with PostgreSQL and
+// 8 shards, two workers and two API processes share the load; one worker and
+// one API process are killed mid-run (each down 5 s while the other carries
+// on), and nothing may be lost, doubled or reordered.
+func TestChaosCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chaos: builds both binaries and runs a PostgreSQL cluster for about a minute")
+	}
+	o := DefaultOptions()
+	o.Cluster, o.Shards, o.Workers, o.APIs = true, 8, 2, 2
+	// Enough messages that the load outlasts the worker kill's 5 s down time
+	// (faults are injected one after the other).
+	o.Messages, o.Concurrency = 200, 8
+	o.APIKills, o.ServerKills = 1, 0
+	o.RestartDelay = 5 * time.Second
+	r := playShort(t, o)
+	if f := r.Faults; f.WorkerKills < 1 || f.APIKills < 1 || f.ReceiverOutages < 1 {
+		t.Errorf("faults %+v: want at least one worker and one API kill and one receiver outage", f)
+	}
+}
+
+// playShort plays a short run of o on binaries built from this tree and wants
+// a clean report.
+func playShort(t *testing.T, o Options) Report {
+	t.Helper()
+	o.Bin = buildBinaries(t)
 	dir, err := os.MkdirTemp("", "chaos-test-")
 	if err != nil {
 		t.Fatal(err)
@@ -35,13 +68,10 @@ func TestChaos(t *testing.T) {
 		}
 	})
 	o.Dir = dir
-	// Few in flight, so that the faults fall on distinct stretches of the load.
-	o.Messages, o.Concurrency = 80, 6
 	// The worker is killed early, before the receiver fails: a Postback activity
 	// being retried on a killed worker waits out its StartToClose timeout (90 s)
 	// before it is tried again, longer than this test should take.
 	o.WorkerKillMin, o.WorkerKillMax, o.WorkerKills = time.Second, 1500*time.Millisecond, 1
-	o.APIKills, o.ServerKills = 1, 1
 	o.Outage, o.OutageAt = 5*time.Second, 0.75
 	o.SettleTimeout = 90 * time.Second
 	o.Log = testWriter{t}
@@ -52,29 +82,53 @@ func TestChaos(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v (process logs in %s)", err, dir)
 	}
-	f := r.Faults
-	if f.WorkerKills < 1 || f.APIKills < 1 || f.ServerKills < 1 || f.ReceiverOutages < 1 {
-		t.Errorf("faults %+v: want at least one worker, API and server kill and one receiver outage", f)
-	}
 	if !r.Clean() {
 		t.Errorf("report not clean (process logs in %s):\n%s", dir, r)
 	} else {
 		t.Logf("report:\n%s", r)
 	}
+	return r
+}
+
+// Binaries built once for the package's tests (TestMain removes them).
+var (
+	builtOnce sync.Once
+	builtDir  string
+	builtErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtDir != "" {
+		os.RemoveAll(builtDir)
+	}
+	os.Exit(code)
 }
 
 // buildBinaries builds dispatchflow and dispatchflow-dev from this tree into a
-// temporary directory, both at once.
+// temporary directory, both at once, once for all the tests.
 func buildBinaries(t *testing.T) string {
 	t.Helper()
+	builtOnce.Do(func() { builtDir, builtErr = build() })
+	if builtErr != nil {
+		t.Fatal(builtErr)
+	}
+	return builtDir
+}
+
+func build() (string, error) {
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	if _, err := os.Stat(filepath.Join(root, "devserver", "go.mod")); err != nil {
-		t.Fatalf("repository root not found at %s: %v", root, err)
+		return "", fmt.Errorf("repository root not found at %s: %w", root, err)
 	}
-	bin := t.TempDir()
+	bin, err := os.MkdirTemp("", "chaos-bin-")
+	if err != nil {
+		return "", err
+	}
+	builtDir = bin
 	builds := [][]string{
 		{"build", "-o", filepath.Join(bin, "dispatchflow"), "./cmd/dispatchflow"},
 		{"build", "-C", "devserver", "-o", filepath.Join(bin, "dispatchflow-dev"), "./cmd/dispatchflow-dev"},
@@ -94,10 +148,10 @@ func buildBinaries(t *testing.T) string {
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			t.Fatalf("go %s: %v\n%s", strings.Join(builds[i], " "), err, outs[i])
+			return "", fmt.Errorf("go %s: %w\n%s", strings.Join(builds[i], " "), err, outs[i])
 		}
 	}
-	return bin
+	return bin, nil
 }
 
 // testWriter sends the run's progress lines to the test's log.

@@ -15,9 +15,12 @@ import (
 )
 
 // apiClient calls dispatchflow's HTTP API as a well-behaved client and ESP do:
-// every non-2xx answer and every connection error is retried with backoff.
+// every non-2xx answer and every connection error is retried with backoff. With
+// several API processes it spreads its calls over them and retries a failed
+// call on the next one, as a load balancer in front of them does.
 type apiClient struct {
-	base         string // http://127.0.0.1:port
+	bases        []string // http://127.0.0.1:port, one per API process
+	next         atomic.Uint64
 	key          string // API key of the management routes
 	intakeSecret string // signs generic events
 	retryFor     time.Duration
@@ -25,8 +28,8 @@ type apiClient struct {
 	retries      atomic.Int64 // attempts that were not answered 2xx
 }
 
-func newAPIClient(base, key, intakeSecret string, retryFor time.Duration) *apiClient {
-	return &apiClient{base: base, key: key, intakeSecret: intakeSecret, retryFor: retryFor,
+func newAPIClient(bases []string, key, intakeSecret string, retryFor time.Duration) *apiClient {
+	return &apiClient{bases: bases, key: key, intakeSecret: intakeSecret, retryFor: retryFor,
 		hc: &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 }
 
@@ -37,8 +40,10 @@ func newAPIClient(base, key, intakeSecret string, retryFor time.Duration) *apiCl
 func (c *apiClient) call(ctx context.Context, method, path string, body []byte, webhookID string, out any) error {
 	deadline := time.Now().Add(c.retryFor)
 	backoff := 100 * time.Millisecond
-	for {
-		code, answer, err := c.once(ctx, method, path, body, webhookID)
+	first := c.next.Add(1)
+	for attempt := uint64(0); ; attempt++ {
+		base := c.bases[(first+attempt)%uint64(len(c.bases))]
+		code, answer, err := c.once(ctx, base, method, path, body, webhookID)
 		if err == nil && code/100 == 2 {
 			if out == nil {
 				return nil
@@ -65,12 +70,12 @@ func (c *apiClient) call(ctx context.Context, method, path string, body []byte, 
 }
 
 // once makes one attempt and returns the status code and body of the answer.
-func (c *apiClient) once(ctx context.Context, method, path string, body []byte, webhookID string) (int, []byte, error) {
+func (c *apiClient) once(ctx context.Context, base, method, path string, body []byte, webhookID string) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -27,11 +27,24 @@ func main() {
 	flag.StringVar(&o.Bin, "bin", o.Bin, "directory of the dispatchflow, bench-naive and dispatchflow-dev binaries")
 	out := flag.String("out", "", "also write the results table (markdown) to this file")
 	flag.BoolVar(&o.Eager, "eager", o.Eager, "eager workflow start for dispatchflow (DISPATCHFLOW_EAGER_START)")
+	cluster := flag.Bool("cluster", false, "instead: the embedded deployment and make cluster's (PostgreSQL) side by side, dispatchflow only")
+	shards := flag.Int("shards", 16, "with -cluster: history shards of the cluster")
+	workers := flag.Int("workers", 2, "with -cluster: worker processes of the cluster")
+	apis := flag.Int("apis", 2, "with -cluster: API processes of the cluster (the load is spread over them)")
 	flag.Parse()
 	o.Log = os.Stderr
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	r, err := bench.Run(ctx, o)
+	var r fmt.Stringer
+	var err error
+	if *cluster {
+		r, err = bench.RunDeployments(ctx, bench.DeployOptions{
+			Bin: o.Bin, Messages: o.Messages, Concurrency: o.Concurrency, Rounds: o.Rounds, Log: os.Stderr,
+			Deployments: []bench.Deployment{bench.EmbeddedDeployment(), bench.ClusterDeployment(*shards, *workers, *apis)},
+		})
+	} else {
+		r, err = bench.Run(ctx, o)
+	}
 	if err == nil {
 		table := r.String()
 		fmt.Print(table)

@@ -33,8 +33,17 @@ func main() {
 	flag.DurationVar(&o.MaxAnswerDelay, "answer-delay", o.MaxAnswerDelay, "longest random delay of the receiver's answers")
 	flag.DurationVar(&o.SettleTimeout, "settle", o.SettleTimeout, "longest wait for the last postbacks once the load is over")
 	flag.Uint64Var(&o.Seed, "seed", 0, "seed of the messages' lives and the faults' timing (0: from the clock)")
+	flag.BoolVar(&o.Cluster, "cluster", false, "the scale-out shape: Temporal on PostgreSQL (make cluster), several workers and APIs; the first of each is killed (no server kills)")
+	flag.IntVar(&o.Shards, "shards", 16, "with -cluster: history shards")
+	flag.IntVar(&o.Workers, "workers", 2, "with -cluster: worker processes")
+	flag.IntVar(&o.APIs, "apis", 2, "with -cluster: API processes")
 	quiet := flag.Bool("q", false, "no progress lines")
 	flag.Parse()
+	serverKillsSet := false
+	flag.Visit(func(f *flag.Flag) { serverKillsSet = serverKillsSet || f.Name == "server-kills" })
+	if o.Cluster && !serverKillsSet {
+		o.ServerKills = 0 // not played on a cluster
+	}
 	if !*quiet {
 		o.Log = os.Stderr
 	}

@@ -72,7 +72,7 @@ func useDevCredentials(cfg *config.Config, dataDir string) (*devCredentials, err
 			return nil, errors.New("DISPATCHFLOW_DEV_API_KEY: not an API key (dfk_<id>_<secret>; make one with: dispatchflow keys new --workspace default --scopes '*')")
 		}
 		// Kept where the README's examples read it, as a made key is.
-		if err := os.WriteFile(keyPath, []byte(key+"\n"), 0o600); err != nil {
+		if err := writeAtomic(keyPath, []byte(key+"\n")); err != nil {
 			return nil, err
 		}
 	} else {
@@ -102,7 +102,7 @@ func useDevCredentials(cfg *config.Config, dataDir string) (*devCredentials, err
 			Hash: auth.HashKey(key)}},
 	}
 	raw, _ := json.MarshalIndent(file, "", "  ")
-	if err := os.WriteFile(keysPath, raw, 0o600); err != nil {
+	if err := writeAtomic(keysPath, raw); err != nil {
 		return nil, err
 	}
 	cfg.APIKeysFile = keysPath
@@ -162,5 +162,24 @@ func readOrCreate(path string, make func() (string, error)) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return v, os.WriteFile(path, []byte(v+"\n"), 0o600)
+	return v, writeAtomic(path, []byte(v+"\n"))
+}
+
+// writeAtomic writes a file (mode 0600) by renaming a complete one into place:
+// the processes of -cluster start at once, and one must never read another's
+// half-written file.
+func writeAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // after a successful rename, there is nothing to remove
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }

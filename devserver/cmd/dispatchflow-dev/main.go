@@ -4,14 +4,23 @@
 // sandbox ESP, in one process. With TEMPORAL_ADDRESS set it uses that cluster and
 // starts no server. With DISPATCHFLOW_PAYLOAD_KEY set it also serves the codec
 // server (127.0.0.1:8081, without keys: see codec.go) and points the UI at it.
-// Ctrl-C stops everything.
+//
+// With -cluster (`make cluster`) it runs Temporal as deployed instead: a private
+// PostgreSQL (Debian's) holding persistence and visibility, -shards history
+// shards, and dispatchflow as deployed: -workers worker processes and -apis API
+// processes on consecutive ports, each this binary with -role, restarted when
+// they exit. Ctrl-C stops everything.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
-	"github.com/dispatchflow/dispatchflow/workflows"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/client"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,6 +29,7 @@ import (
 	"github.com/dispatchflow/dispatchflow/app"
 	"github.com/dispatchflow/dispatchflow/config"
 	"github.com/dispatchflow/dispatchflow/devserver"
+	"github.com/dispatchflow/dispatchflow/workflows"
 )
 
 func main() {
@@ -27,6 +37,14 @@ func main() {
 	port := flag.Int("port", 7233, "gRPC port of the embedded Temporal server")
 	uiPort := flag.Int("ui-port", 8233, "port of the Temporal Web UI (0: no UI)")
 	serverOnly := flag.Bool("server-only", false, "run the Temporal server (and UI) only, no worker or API")
+	role := flag.String("role", "", "run one role only, against TEMPORAL_ADDRESS: api or worker (how -cluster starts its processes)")
+	var co clusterOptions
+	cluster := flag.Bool("cluster", false, "Temporal on PostgreSQL with several shards, several worker and API processes (make cluster)")
+	flag.IntVar(&co.pgPort, "pg-port", 15432, "with -cluster: PostgreSQL's port on 127.0.0.1")
+	flag.IntVar(&co.shards, "shards", 16, "with -cluster: history shards (fixed when the database is created)")
+	flag.IntVar(&co.workers, "workers", 2, "with -cluster: worker processes")
+	flag.IntVar(&co.apis, "apis", 2, "with -cluster: API processes, on consecutive ports from DISPATCHFLOW_HTTP_ADDR's")
+	flag.DurationVar(&co.restartAfter, "restart-after", 2*time.Second, "with -cluster: how long after a worker or API process exits it is started again")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: dispatchflow-dev [flags]\n\nRuns Temporal (unless TEMPORAL_ADDRESS is set), the worker and the API.\n\nFlags:\n")
 		flag.PrintDefaults()
@@ -34,13 +52,43 @@ func main() {
 		app.PrintConfigUsage(flag.CommandLine.Output())
 	}
 	flag.Parse()
-	if err := run(*dataDir, *port, *uiPort, *serverOnly); err != nil {
+	co.dataDir = *dataDir
+	if !*cluster {
+		co = clusterOptions{}
+	}
+	if err := run(*dataDir, *port, *uiPort, *serverOnly, *role, co); err != nil {
 		fmt.Fprintln(os.Stderr, "dispatchflow-dev:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dataDir string, port, uiPort int, serverOnly bool) error {
+func run(dataDir string, port, uiPort int, serverOnly bool, role string, co clusterOptions) error {
+	roles := app.Roles{API: true, Worker: true}
+	switch role {
+	case "":
+	case "api":
+		roles = app.Roles{API: true}
+	case "worker":
+		roles = app.Roles{Worker: true}
+	default:
+		return fmt.Errorf("-role: %q is not api or worker", role)
+	}
+	cluster := co.dataDir != ""
+	if role != "" && (os.Getenv("TEMPORAL_ADDRESS") == "" || cluster || serverOnly) {
+		return errors.New("-role runs one process of a cluster: it needs TEMPORAL_ADDRESS, and neither -cluster nor -server-only")
+	}
+	if cluster {
+		if os.Getenv("TEMPORAL_ADDRESS") != "" {
+			return errors.New("-cluster starts its own Temporal: unset TEMPORAL_ADDRESS")
+		}
+		if co.shards < 1 || (!serverOnly && (co.workers < 1 || co.apis < 1)) {
+			return errors.New("-cluster: -shards, -workers and -apis must be at least 1 (-server-only: no workers, no APIs)")
+		}
+		var err error
+		if co.selfBin, err = os.Executable(); err != nil {
+			return err
+		}
+	}
 	cfg, err := config.Load()
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
@@ -74,14 +122,32 @@ func run(dataDir string, port, uiPort int, serverOnly bool) error {
 		if embeddedUI {
 			codecUIPort = uiPort
 		}
-		if codec, err = useDevCodec(&cfg, codecUIPort); err != nil {
-			return err
+		switch {
+		case role != "":
+			// A process of -cluster: the codec server, if any, is configured by
+			// the cluster (on the first API process only).
+		case cluster:
+			if cfg.CodecAddr == "" && len(cfg.PayloadKeyList()) > 0 {
+				// Not 8081: the second API process listens there.
+				cfg.CodecAddr, _ = shiftPort(cfg.HTTPAddr, co.apis)
+				cfg.CodecAddr, cfg.CodecAuth = "127.0.0.1:"+cfg.CodecAddr[strings.LastIndex(cfg.CodecAddr, ":")+1:], "off"
+			}
+			fallthrough
+		default:
+			if codec, err = useDevCodec(&cfg, codecUIPort); err != nil {
+				return err
+			}
+			if codec != nil && cluster {
+				codec.AuthOff = cfg.CodecAuth == "off"
+			}
 		}
 	}
 
 	uiURL := "(the cluster's own UI)"
+	var apiURLs []string
+	waitChildren := func() {}
 	if os.Getenv("TEMPORAL_ADDRESS") == "" {
-		srv, err := devserver.Start(devserver.Options{
+		opts := devserver.Options{
 			DBFile:    filepath.Join(dataDir, "temporal.db"),
 			Port:      port,
 			UIPort:    uiPort,
@@ -91,8 +157,15 @@ func run(dataDir string, port, uiPort int, serverOnly bool) error {
 			// Registered at every start (added when missing): the UI filters on them.
 			SearchAttributes: workflows.SearchAttributeTypes(),
 			Logger:           logger.With("component", "temporal-server"),
-		})
-		if err != nil {
+		}
+		var srv *devserver.Server
+		if cluster {
+			var pg interface{ Stop() }
+			if srv, pg, err = startPostgresTemporal(ctx, co, opts, logger); err != nil {
+				return err
+			}
+			defer pg.Stop()
+		} else if srv, err = devserver.Start(opts); err != nil {
 			return fmt.Errorf("embedded Temporal server: %w", err)
 		}
 		defer srv.Stop()
@@ -100,18 +173,29 @@ func run(dataDir string, port, uiPort int, serverOnly bool) error {
 		uiURL = srv.UIURL()
 	}
 	if serverOnly {
-		logger.Info("Temporal is up", "temporal", cfg.Temporal.Address, "temporal_ui", uiURL)
+		logger.Info("Temporal is up", "temporal", cfg.Temporal.Address, "temporal_ui", uiURL, "history_shards", max(co.shards, 1))
 		<-ctx.Done()
 		return nil
 	}
-	c, err := app.Dial(ctx, cfg, logger)
-	if err != nil {
-		return err
+	if cluster {
+		if apiURLs, waitChildren, err = runChildren(ctx, co, cfg, cfg.Temporal.Address, logger); err != nil {
+			return err
+		}
+		// Stopped first: the deferred server and PostgreSQL stops run after.
+		defer waitChildren()
+		logger.Info("dispatchflow cluster is up", "api", strings.Join(apiURLs, " "), "workers", co.workers,
+			"temporal", cfg.Temporal.Address, "temporal_ui", uiURL, "history_shards", co.shards, "esp", cfg.ESP)
 	}
-	defer c.Close()
-	logger.Info("dispatchflow is up", "api", cfg.PublicURL, "temporal", cfg.Temporal.Address, "temporal_ui", uiURL,
-		"esp", cfg.ESP, "default_postback_url", cfg.PostbackURL)
-	if creds != nil {
+	var c client.Client
+	if !cluster {
+		if c, err = app.Dial(ctx, cfg, logger); err != nil {
+			return err
+		}
+		defer c.Close()
+		logger.Info("dispatchflow is up", "api", cfg.PublicURL, "temporal", cfg.Temporal.Address, "temporal_ui", uiURL,
+			"esp", cfg.ESP, "default_postback_url", cfg.PostbackURL)
+	}
+	if creds != nil && role == "" {
 		// Printed on purpose, on this machine only: make run's convenience.
 		fmt.Fprintf(os.Stderr, "\n  Development API key (workspace default, every scope; kept in %s):\n\n    export KEY=%s\n\n"+
 			"  Postbacks are signed (Standard Webhooks) with the workspace's signing secret:\n\n    %s\n\n"+
@@ -139,5 +223,12 @@ func run(dataDir string, port, uiPort int, serverOnly bool) error {
 				"  scope payloads:decode (docs/security.md).\n\n", cfg.CodecAddr)
 		}
 	}
-	return app.Run(ctx, c, cfg, logger, app.Roles{API: true, Worker: true})
+	if cluster {
+		fmt.Fprintf(os.Stderr, "  The cluster: Temporal on PostgreSQL (%d history shards), %d worker and %d API processes\n"+
+			"  (API at %s; logs in %s). Kill any of them: it is started again.\n\n",
+			co.shards, co.workers, co.apis, strings.Join(apiURLs, ", "), filepath.Join(dataDir, "cluster", "logs"))
+		<-ctx.Done()
+		return nil
+	}
+	return app.Run(ctx, c, cfg, logger, roles)
 }
