@@ -326,7 +326,8 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 			FallbackRetryWindow: a.cfg.FallbackRetryWindow,
 			MaxHold:             a.cfg.PostbackMaxHold,
 		},
-		Fallback: body.Fallback,
+		Fallback:      body.Fallback,
+		SearchVersion: workflows.SearchVersionCurrent,
 	}
 	a.withFailover(&in)
 	digest := a.requestDigest(req, body.Fallback)

@@ -102,6 +102,12 @@ type MessageInput struct {
 	// providers: the email goes to the first, and moves down the list (see
 	// handOver). Empty: the worker's one provider, as before failover existed.
 	Providers []ESPRoute `json:"providers,omitempty"`
+	// SearchVersion is how the run writes DispatchStatus: SearchVersionCurrent
+	// for messages the API starts now (VisibleStatus: processed stays sent); 0
+	// for those started before, which wrote every status and must go on doing
+	// so to replay. An input field, not a GetVersion marker: a marker would cost
+	// every message the event and the upsert that the change saves.
+	SearchVersion int `json:"search_version,omitempty"`
 }
 
 // Carry is what a run hands the next besides its State: not part of the

@@ -14,8 +14,12 @@ import (
 func TestReplay(t *testing.T) {
 	t.Parallel()
 	for _, file := range []string{
+		// Messages started before SearchVersion 1 (they upsert processed).
 		"testdata/history_happy_path.json",
 		"testdata/history_bounce.json",
+		// SearchVersion 1: processed stays sent in visibility.
+		"testdata/history_happy_path_v1.json",
+		"testdata/history_bounce_v1.json",
 		// The first run of a message that continued as new while its sent
 		// postback waited to retry (devserver/integration TestContinueAsNewMidRetry).
 		"testdata/history_continue_as_new.json",

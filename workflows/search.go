@@ -78,7 +78,11 @@ type searchValues struct {
 }
 
 func (m *messageImpl) searchValues() searchValues {
-	v := searchValues{status: string(VisibleStatus(m.state.Status)), fallback: m.state.Fallback.State}
+	status := m.state.Status
+	if m.in.SearchVersion >= SearchVersionCurrent {
+		status = VisibleStatus(status)
+	}
+	v := searchValues{status: string(status), fallback: m.state.Fallback.State}
 	if r := m.state.ESP; r != nil {
 		v.provider, v.messageID = r.Provider, r.MessageID
 	}
@@ -100,6 +104,10 @@ func (m *messageImpl) searchValues() searchValues {
 	v.held, v.failed = strings.Join(held, ","), strings.Join(failed, ",")
 	return v
 }
+
+// SearchVersionCurrent is MessageInput.SearchVersion of the messages the API
+// starts: DispatchStatus is VisibleStatus.
+const SearchVersionCurrent = 1
 
 // VisibleStatus is the DispatchStatus visibility keeps for status s: s itself,
 // but processed stays sent. Each upsert is a history event and a write of the

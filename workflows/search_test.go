@@ -68,7 +68,10 @@ func TestSearchAttributesFollowTheMessage(t *testing.T) {
 	tests := []struct {
 		name     string
 		fallback *fallback.Policy
-		signals  []fbSignal
+		// searchVersion is MessageInput.SearchVersion (0: a message started
+		// before processed was folded into sent).
+		searchVersion int
+		signals       []fbSignal
 		// buffered are delivered just before t0+2m without a workflow task of their
 		// own: the workflow applies them together in its task of t0+2m.
 		buffered []message.Event
@@ -109,6 +112,32 @@ func TestSearchAttributesFollowTheMessage(t *testing.T) {
 			},
 		},
 		{
+			name:          "processed stays sent in visibility",
+			searchVersion: workflows.SearchVersionCurrent,
+			signals: []fbSignal{
+				{at: time.Minute, ev: event(message.EventProcessed, "p")},
+				{at: 2 * time.Minute, ev: event(message.EventDelivered, "d")},
+			},
+			wantStatuses: []message.Status{message.StatusSent, message.StatusProcessed, message.StatusDelivered},
+			wantUpserts: []upsert{
+				{At: 0, Values: map[string]string{"DispatchStatus": "sent", "EspProvider": testProvider, "EspMessageId": "esp-42"}},
+				{At: 2 * time.Minute, Values: map[string]string{"DispatchStatus": "delivered"}},
+			},
+		},
+		{
+			name: "processed upserted by a message started before",
+			signals: []fbSignal{
+				{at: time.Minute, ev: event(message.EventProcessed, "p")},
+				{at: 2 * time.Minute, ev: event(message.EventDelivered, "d")},
+			},
+			wantStatuses: []message.Status{message.StatusSent, message.StatusProcessed, message.StatusDelivered},
+			wantUpserts: []upsert{
+				{At: 0, Values: map[string]string{"DispatchStatus": "sent", "EspProvider": testProvider, "EspMessageId": "esp-42"}},
+				{At: time.Minute, Values: map[string]string{"DispatchStatus": "processed"}},
+				{At: 2 * time.Minute, Values: map[string]string{"DispatchStatus": "delivered"}},
+			},
+		},
+		{
 			name:         "no change, no upsert",
 			signals:      []fbSignal{{at: time.Minute, ev: event(message.EventOpen, "o")}, {at: 2 * time.Minute, ev: event(message.EventClick, "c")}},
 			fallback:     fbPolicy(0, 30*time.Minute, fbOn(message.StatusBounced), fbWebhook(fbHook)),
@@ -123,6 +152,7 @@ func TestSearchAttributesFollowTheMessage(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			h := newFBHarness(t, tc.fallback)
+			h.in.SearchVersion = tc.searchVersion
 			start := workflows.StartSearchAttributes(h.in, testProvider)
 			require.NoError(t, h.env.SetTypedSearchAttributesOnStart(start))
 			upserts := recordUpserts(h.harness)

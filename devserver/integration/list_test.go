@@ -113,6 +113,7 @@ func TestListMessages(t *testing.T) {
 		errorHas string
 	}{
 		{url.Values{"status": {"exploded"}}, `"exploded"`},
+		{url.Values{"status": {"processed"}}, "status=sent"}, // visibility keeps sent until the outcome
 		{url.Values{"page_size": {"0"}}, "page_size"},
 		{url.Values{"external_send_id": {`x' OR 1=1`}}, "external_send_id"},
 		{url.Values{"page_token": {"%%%"}}, "page_token"},

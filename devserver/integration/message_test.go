@@ -117,7 +117,7 @@ func TestHappyPath(t *testing.T) {
 		breakdown = append(breakdown, fmt.Sprintf("%s %d", k, byType[k]))
 	}
 	t.Logf("happy-path history: %d events: %s", n, strings.Join(breakdown, ", "))
-	recordHistory(t, s, id, "history_happy_path.json")
+	recordHistory(t, s, id, "history_happy_path_v1.json")
 	if n > maxHappyPathEvents {
 		t.Errorf("happy-path history has %d events, want at most %d (README design notes)", n, maxHappyPathEvents)
 	}
@@ -155,7 +155,7 @@ func TestBounceAndAbort(t *testing.T) {
 			}
 			if tt.to == "bounce@example.com" {
 				waitClosed(t, s, id)
-				recordHistory(t, s, id, "history_bounce.json")
+				recordHistory(t, s, id, "history_bounce_v1.json")
 			}
 			st := s.state(id)
 			if string(st.Status) != tt.want[len(tt.want)-1] || st.Reason != tt.reason {
