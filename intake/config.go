@@ -43,6 +43,19 @@ const (
 var Providers = []string{ProviderGeneric, ProviderSandbox, ProviderSendGrid, ProviderMailgun, ProviderPostmark, ProviderSES, ProviderSarbacane, ProviderAJO, ProviderResend, ProviderMailerSend, ProviderPostal,
 	ProviderBrevo, ProviderMailjet, ProviderSparkPost, ProviderMandrill}
 
+// RetryStatus is the answer that makes provider post a request again later:
+// 503 for most, 429 for Brevo, which drops every request answered with a 5xx
+// (or a 4xx other than 429) and retries only a 429
+// (https://developers.brevo.com/docs/retry-mechanism). The API answers it,
+// with Retry-After, where it would otherwise answer a 5xx: Temporal
+// unavailable, events naming a message not found yet.
+func RetryStatus(provider string) int {
+	if provider == ProviderBrevo {
+		return http.StatusTooManyRequests
+	}
+	return http.StatusServiceUnavailable
+}
+
 // DefaultSNSHostPattern matches the hosts of Amazon SNS endpoints, where signing
 // certificates and subscription confirmations live: sns.<region>.amazonaws.com
 // (and .com.cn in the China regions).

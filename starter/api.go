@@ -669,26 +669,45 @@ func (a *API) postEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	events, pending, err := a.resolve(r.Context(), batch.Events)
 	if err != nil {
-		a.fail(w, r, err)
+		a.failEvents(w, r, provider, err)
 		return
 	}
 	res, err := a.signal(r.Context(), events)
 	if err != nil {
 		// Some events may have gone through; the ESP's retry is deduplicated.
-		a.fail(w, r, err)
+		a.failEvents(w, r, provider, err)
 		return
 	}
 	res.Invalid, res.pending = len(batch.Invalid), res.pending+pending
 	if res.pending > 0 {
 		// Nothing is lost to timing: the others went through (and are deduplicated
 		// when the provider posts the batch again); these are asked for again.
-		w.Header().Set("Retry-After", strconv.Itoa(int(retryLaterAfter.Seconds())))
-		a.fail(w, r, &httpError{http.StatusServiceUnavailable, fmt.Sprintf(
+		a.failEvents(w, r, provider, &httpError{http.StatusServiceUnavailable, fmt.Sprintf(
 			"%d of the events name a message not found yet; post them again (accepted %d, duplicates %d, unmatched %d, invalid %d)",
 			res.pending, res.Accepted, res.Duplicates, res.Unmatched, res.Invalid)})
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+// failEvents answers an intake request that the provider must post again:
+// where the answer would be a 5xx, the provider's own retry answer
+// (intake.RetryStatus: Brevo drops a 5xx, and retries a 429) with Retry-After.
+func (a *API) failEvents(w http.ResponseWriter, r *http.Request, provider string, err error) {
+	if statusOf(err) < 500 {
+		a.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(int(retryLaterAfter.Seconds())))
+	if code := intake.RetryStatus(provider); code != http.StatusServiceUnavailable {
+		a.logger.Warn("events to be posted again", "provider", provider, "status", code, "error", err)
+		msg := "the events could not be handed over now: post them again later" // no internals
+		if he := (*httpError)(nil); errors.As(err, &he) {
+			msg = he.msg
+		}
+		err = &httpError{code, msg}
+	}
+	a.fail(w, r, err)
 }
 
 // recent reports whether ev happened within DISPATCHFLOW_INTAKE_RETRY_WINDOW: an
