@@ -69,7 +69,7 @@ func (s *SMTP) Send(ctx context.Context, e Email) (Receipt, error) {
 	if err != nil {
 		return Receipt{}, fmt.Errorf("smtp: relay address %q: %w", s.Addr, err)
 	}
-	msg, err := smtpBuildMessage(e, time.Now())
+	msg, err := smtpBuildMessage(e, s.Provider, time.Now())
 	if err != nil {
 		return Receipt{}, err
 	}
@@ -188,9 +188,33 @@ type smtpMessage struct {
 	data      []byte // RFC 5322 message, CRLF line endings
 }
 
-// smtpBuildMessage renders e as a MIME message dated now. An Email that cannot
-// make a valid message is refused: sending it again would not help.
-func smtpBuildMessage(e Email, now time.Time) (smtpMessage, error) {
+// relayHeaders are the headers through which the relay of provider (DISPATCHFLOW_SMTP_PROVIDER)
+// attaches the dispatch_id to the events its webhooks post, where its SMTP
+// service documents one: the same fields its send API fills, which its intake
+// reads. A dispatch_id is 32 hexadecimal digits (smtpValidIDLeft), so it needs
+// no quoting in JSON or in a header.
+func relayHeaders(provider, dispatchID string) [][2]string {
+	switch provider {
+	case "sendgrid": // unique_args come back as top-level fields of each event
+		return [][2]string{{"X-SMTPAPI", `{"unique_args":{"dispatch_id":"` + dispatchID + `"}}`}}
+	case "mailgun": // user variables: "user-variables" of each event
+		return [][2]string{{"X-Mailgun-Variables", `{"dispatch_id":"` + dispatchID + `"}`}}
+	case "postmark": // Metadata of each webhook
+		return [][2]string{{"X-PM-Metadata-dispatch_id", dispatchID}}
+	case "mandrill": // msg.metadata of each event
+		return [][2]string{{"X-MC-Metadata", `{"dispatch_id":"` + dispatchID + `"}`}}
+	case "mailjet": // CustomID of each event
+		return [][2]string{{"X-MJ-CustomID", dispatchID}}
+	case "brevo": // X-Mailin-custom of each event
+		return [][2]string{{"X-Mailin-custom", "dispatch_id:" + dispatchID}}
+	}
+	return nil
+}
+
+// smtpBuildMessage renders e as a MIME message dated now, with the relay
+// headers of provider. An Email that cannot make a valid message is refused:
+// sending it again would not help.
+func smtpBuildMessage(e Email, provider string, now time.Time) (smtpMessage, error) {
 	if !smtpValidIDLeft(e.DispatchID) {
 		return smtpMessage{}, &RefusedError{Reason: fmt.Sprintf("invalid dispatch id %q for a Message-ID", e.DispatchID)}
 	}
@@ -214,6 +238,9 @@ func smtpBuildMessage(e Email, now time.Time) (smtpMessage, error) {
 	header("Date", now.Format(time.RFC1123Z))
 	header("Message-ID", messageID)
 	header("X-Dispatch-ID", e.DispatchID)
+	for _, h := range relayHeaders(provider, e.DispatchID) {
+		header(h[0], h[1])
+	}
 	header("MIME-Version", "1.0")
 
 	switch {

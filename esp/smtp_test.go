@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"errors"
 	"io"
 	"math/big"
@@ -612,5 +613,69 @@ func TestSMTPSendSTARTTLS(t *testing.T) {
 	}
 	if got := b.received(); len(got) != 0 {
 		t.Errorf("server received %d messages, want 0", len(got))
+	}
+}
+
+// Through a provider's SMTP relay, the mail carries the dispatch_id in the
+// header that provider's SMTP service documents and echoes in its webhooks, in
+// the field its intake reads; a plain relay gets none of them.
+func TestSMTPRelayHeaders(t *testing.T) {
+	t.Parallel()
+	id := smtpTestEmail().DispatchID
+	for _, tc := range []struct {
+		provider, header, want string
+		jsonPath               []string // the header is JSON: the dispatch_id at this path
+	}{
+		// https://www.twilio.com/docs/sendgrid/for-developers/sending-email/building-an-x-smtpapi-header
+		{provider: "sendgrid", header: "X-SMTPAPI", jsonPath: []string{"unique_args", "dispatch_id"}},
+		// https://documentation.mailgun.com/docs/mailgun/user-manual/sending-messages/#attaching-data-to-messages
+		{provider: "mailgun", header: "X-Mailgun-Variables", jsonPath: []string{"dispatch_id"}},
+		// https://postmarkapp.com/developer/user-guide/send-email-with-smtp#custom-metadata
+		{provider: "postmark", header: "X-PM-Metadata-dispatch_id", want: id},
+		// https://mailchimp.com/developer/transactional/docs/smtp-integration/#x-mc-metadata
+		{provider: "mandrill", header: "X-MC-Metadata", jsonPath: []string{"dispatch_id"}},
+		// symfony/symfony src/Symfony/Component/Mailer/Bridge/Mailjet/README.md (X-MJ-CustomID, as Mailjet documents for SMTP)
+		{provider: "mailjet", header: "X-MJ-CustomID", want: id},
+		// https://developers.brevo.com/docs/smtp-integration (X-Mailin-custom)
+		{provider: "brevo", header: "X-Mailin-custom", want: "dispatch_id:" + id},
+	} {
+		t.Run(tc.provider, func(t *testing.T) {
+			t.Parallel()
+			b := &smtpTestBackend{}
+			addr := startSMTPTestServer(t, b, nil)
+			e := smtpTestEmail()
+			if _, err := (&SMTP{Addr: addr, Provider: tc.provider}).Send(context.Background(), e); err != nil {
+				t.Fatal(err)
+			}
+			got := onlySMTPMessage(t, b, e).Header.Get(tc.header)
+			if tc.jsonPath == nil {
+				if got != tc.want {
+					t.Errorf("%s: %q, want %q", tc.header, got, tc.want)
+				}
+				return
+			}
+			var v any
+			if err := json.Unmarshal([]byte(got), &v); err != nil {
+				t.Fatalf("%s: %q is not JSON: %v", tc.header, got, err)
+			}
+			for _, k := range tc.jsonPath {
+				m, _ := v.(map[string]any)
+				v = m[k]
+			}
+			if v != id {
+				t.Errorf("%s: %q, want the dispatch_id at %v", tc.header, got, tc.jsonPath)
+			}
+		})
+	}
+	b := &smtpTestBackend{}
+	addr := startSMTPTestServer(t, b, nil)
+	e := smtpTestEmail()
+	if _, err := (&SMTP{Addr: addr}).Send(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"X-SMTPAPI", "X-Mailgun-Variables", "X-MC-Metadata", "X-MJ-CustomID", "X-Mailin-custom"} {
+		if v := onlySMTPMessage(t, b, e).Header.Get(h); v != "" {
+			t.Errorf("plain relay: %s: %q, want none", h, v)
+		}
 	}
 }
