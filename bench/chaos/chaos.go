@@ -332,7 +332,7 @@ func (s *stage) play(ctx context.Context) (Report, error) {
 	s.logf("load done in %s; waiting up to %s for the last postbacks", time.Since(start).Round(time.Second), o.SettleTimeout)
 
 	s.settle(ctx, lives)
-	r := s.check(ctx, api, lives, start)
+	r := s.check(ctx, api, lives, start, in.times("SIGKILL worker"))
 	r.Faults, r.Timeline = in.faults(), in.timeline(start)
 	r.ClientRetries = int(api.retries.Load())
 	r.Seed = o.Seed

@@ -248,3 +248,24 @@ func TestWriteEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// A mail received twice is a double hand-over, unless a worker was killed
+// right as the first was made (the window SMTP cannot close); received once
+// or never is counted as such.
+func TestHandOversAfterAKill(t *testing.T) {
+	t0 := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	sk := &sink{times: map[string][]time.Time{
+		"once":        {t0},
+		"killed":      {t0.Add(time.Second), t0.Add(31 * time.Second)},
+		"not-killed":  {t0.Add(10 * time.Second), t0.Add(40 * time.Second)},
+		"three-times": {t0.Add(time.Second), t0.Add(31 * time.Second), t0.Add(61 * time.Second)},
+	}}
+	c := &checker{s: &stage{sink: sk}, start: t0, workerKills: []time.Time{t0.Add(1100 * time.Millisecond)}}
+	for _, id := range []string{"once", "killed", "not-killed", "three-times", "never"} {
+		c.handOvers(id)
+	}
+	if c.r.CrashWindowRepeats != 1 || c.r.DoubleHandOvers != 2 || c.r.NotHandedOver != 1 {
+		t.Errorf("crash-window repeats %d, double hand-overs %d, never handed over %d; want 1, 2, 1",
+			c.r.CrashWindowRepeats, c.r.DoubleHandOvers, c.r.NotHandedOver)
+	}
+}

@@ -165,6 +165,19 @@ func (in *injector) timeline(start time.Time) []string {
 	return out
 }
 
+// times are when the faults named what began.
+func (in *injector) times(what string) []time.Time {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	var out []time.Time
+	for _, f := range in.events {
+		if f.what == what {
+			out = append(out, f.at)
+		}
+	}
+	return out
+}
+
 // faults returns the counts so far.
 func (in *injector) faults() Faults {
 	in.mu.Lock()
