@@ -421,12 +421,12 @@ func (r DeployReport) String() string {
 	})
 	row("server CPU per search-attribute upsert", func(res DeployResult) string { return ms(res.UpsertCPU) })
 	row("server CPU per 3-task workflow without", func(res DeployResult) string { return ms(res.UpsertBase) })
-	row("3 upserts / a message's server CPU", func(res DeployResult) string {
+	row("one upsert / a message's server CPU", func(res DeployResult) string {
 		if res.Messages == 0 {
 			return "–"
 		}
 		perMsg := (res.ServerCPU + res.PostgresCPU) / time.Duration(res.Messages)
-		return fmt.Sprintf("%.0f%%", 100*float64(3*res.UpsertCPU)/float64(perMsg))
+		return fmt.Sprintf("%.0f%%", 100*float64(res.UpsertCPU)/float64(perMsg))
 	})
 	tw.Flush()
 	return b.String()

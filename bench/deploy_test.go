@@ -47,7 +47,7 @@ func TestDeployReport(t *testing.T) {
 		"| CPU per 1,000 msgs: Temporal server | 100.0 s", // 20 s over 200 messages
 		"| CPU per 1,000 msgs: PostgreSQL      | –",
 		"| CPU per 1,000 msgs: all             | 120.0 s         | 180.0 s",
-		"| 3 upserts / a message's server CPU  | 30%             | 40%", // 30 ms of 100 ms; 60 ms of 150 ms
+		"| one upsert / a message's server CPU | 10%             | 13%", // 10 ms of 100 ms; 20 ms of 150 ms
 	} {
 		if !strings.Contains(got, squeeze(want)) {
 			t.Errorf("report lacks %q:\n%s", want, got)
