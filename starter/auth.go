@@ -111,14 +111,14 @@ func bearerToken(r *http.Request) string {
 func (a *API) refuseKey(w http.ResponseWriter, r *http.Request, token string, err error) {
 	id, _ := auth.KeyID(token)
 	if errors.Is(err, auth.ErrNetwork) {
-		a.logger.Warn("API key used from outside its networks", "key_id", id, "addr", a.clientAddr(r).String(), "path", r.URL.Path)
+		a.logger.Warn("API key used from outside its networks", "key_id", id, "addr", a.clientAddr(r).String(), "path", logPath(r))
 		a.fail(w, r, &httpError{http.StatusForbidden, err.Error()})
 		return
 	}
 	challenge := `Bearer realm="dispatchflow"`
 	if token != "" {
 		challenge += `, error="invalid_token"`
-		a.logger.Info("API key refused", "key_id", id, "addr", a.clientAddr(r).String(), "path", r.URL.Path, "reason", err.Error())
+		a.logger.Info("API key refused", "key_id", id, "addr", a.clientAddr(r).String(), "path", logPath(r), "reason", err.Error())
 	}
 	w.Header().Set("WWW-Authenticate", challenge)
 	a.fail(w, r, &httpError{http.StatusUnauthorized, err.Error()})

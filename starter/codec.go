@@ -68,7 +68,7 @@ func (a *API) codecCORS(next http.Handler) http.Handler {
 		if origin != "" {
 			w.Header().Add("Vary", "Origin")
 			if !slices.Contains(a.cfg.CodecCORSOrigins, origin) {
-				a.logger.Info("codec request from an origin not allowed", "origin", origin, "addr", a.clientAddr(r).String(), "path", r.URL.Path)
+				a.logger.Info("codec request from an origin not allowed", "origin", origin, "addr", a.clientAddr(r).String(), "path", logPath(r))
 				a.fail(w, r, &httpError{http.StatusForbidden, fmt.Sprintf("origin %s is not allowed: add it to DISPATCHFLOW_CODEC_CORS_ORIGINS", origin)})
 				return
 			}
@@ -114,7 +114,7 @@ func (a *API) serveCodec(sdk http.Handler) http.HandlerFunc {
 		sdk.ServeHTTP(rec, r)
 		if rec.code >= 400 {
 			msg := strings.TrimSpace(rec.body.String())
-			a.logger.Info("codec request failed", "path", r.URL.Path, "status", rec.code, "key_id", callerOf(r).keyID(), "error", msg)
+			a.logger.Info("codec request failed", "path", logPath(r), "status", rec.code, "key_id", callerOf(r).keyID(), "error", msg)
 			a.fail(w, r, &httpError{rec.code, r.URL.Path[len(CodecPath)+1:] + ": " + msg})
 			return
 		}

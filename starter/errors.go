@@ -88,7 +88,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		msg = appErr.Message() // a rejected update: the workflow's own words
 	}
 	if code >= 500 {
-		args := []any{"method", r.Method, "path", r.URL.Path, "status", code, "error", err}
+		args := []any{"method", r.Method, "path", logPath(r), "status", code, "error", err}
 		if id := r.PathValue("dispatch_id"); id != "" {
 			args = append(args, "dispatch_id", id)
 		}
@@ -125,4 +125,18 @@ func bodyError(err error) error {
 		return badRequest(fmt.Sprintf("%s: must be a %s", typeErr.Field, typeErr.Type))
 	}
 	return badRequest("malformed JSON: " + err.Error())
+}
+
+// logPath is what logs say of r's path: the route's pattern
+// ("/v1/events/{provider}/{token}", "/v1/suppressions/{address}"), never the
+// path itself, which can carry a secret (Sarbacane's token) or an address. A
+// request no route matched logs its path cut to 100 bytes.
+func logPath(r *http.Request) string {
+	if r.Pattern != "" {
+		return r.Pattern
+	}
+	if len(r.URL.Path) > 100 {
+		return r.URL.Path[:100] + "…"
+	}
+	return r.URL.Path
 }
