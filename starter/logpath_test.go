@@ -18,7 +18,9 @@ func TestLogsNameTheRouteNotThePath(t *testing.T) {
 	var logs bytes.Buffer
 	a := &API{logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	mux := http.NewServeMux()
-	fail := func(w http.ResponseWriter, r *http.Request) { a.fail(w, r, serviceerror.NewUnavailable("temporal down")) }
+	fail := func(w http.ResponseWriter, r *http.Request) {
+		a.fail(w, r, serviceerror.NewUnavailable("temporal down"))
+	}
 	mux.HandleFunc("POST /v1/events/{provider}/{token}", fail)
 	mux.HandleFunc("/", fail)
 	for _, path := range []string{"/v1/events/sarbacane/s3cret-token-42", "/" + strings.Repeat("x", 300)} {
