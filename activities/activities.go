@@ -129,7 +129,12 @@ type SendResult struct {
 // ApplicationError of type ErrRefused whose message is the ESP's reason; a
 // suppressed address, one of type ErrSuppressed, and no ESP is called. With a
 // named provider (DISPATCHFLOW_ESP naming several), see sendVia.
-func (a *Activities) Send(ctx context.Context, in SendInput) (SendResult, error) {
+func (a *Activities) Send(ctx context.Context, in SendInput) (_ SendResult, err error) {
+	provider := in.Provider
+	if provider == "" {
+		provider = a.ESP.Name()
+	}
+	defer func() { metrics.Send(provider, sendOutcome(err)) }()
 	if err := a.checkSuppressed(ctx, in); err != nil {
 		return SendResult{}, err
 	}
@@ -215,6 +220,24 @@ const FirstAttemptBudget = time.Second
 // slowFor is how long an endpoint that answered slower than FirstAttemptBudget
 // gets its first attempts as regular activities.
 const slowFor = 10 * time.Minute
+
+// sendOutcome is the outcome label of a Send that returned err.
+func sendOutcome(err error) string {
+	var appErr *temporal.ApplicationError
+	switch {
+	case err == nil:
+		return metrics.SendSent
+	case !errors.As(err, &appErr):
+		return metrics.SendFailed
+	case appErr.Type() == ErrRefused:
+		return metrics.SendRefused
+	case appErr.Type() == ErrSuppressed:
+		return metrics.SendSuppressed
+	case appErr.Type() == ErrCircuitOpen:
+		return metrics.SendSkipped
+	}
+	return metrics.SendFailed
+}
 
 // heartbeatEvery is how often a regular Postback activity heartbeats while its
 // request runs. The workflow's heartbeat timeout is a few of these: a worker that

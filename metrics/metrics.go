@@ -38,6 +38,10 @@ var (
 		Name: "dispatchflow_postback_attempts_total",
 		Help: "Postback HTTP attempts per endpoint and outcome (success, failure).",
 	}, []string{"endpoint", "outcome"})
+	sends = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dispatchflow_sends_total",
+		Help: "Send activity attempts, per provider and outcome: sent, refused (the ESP refused for good), suppressed (the address is on its workspace's suppression list: no ESP called), skipped (the provider's circuit is open), failed (transient: retried, or failed over).",
+	}, []string{"provider", "outcome"})
 	postbackLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "dispatchflow_postback_latency_seconds",
 		Help:    "From the ESP event's receipt (or the send's acceptance) to the postback's acknowledgement by the endpoint.",
@@ -47,7 +51,7 @@ var (
 
 func init() {
 	Registry.MustRegister(eventsIngested, eventsUnmatched, eventsDuplicate,
-		postbackAttempts, postbackLatency, sdk,
+		postbackAttempts, postbackLatency, sends, sdk,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 }
 
@@ -77,6 +81,19 @@ func PostbackAttempt(endpoint string, ok bool) {
 	}
 	postbackAttempts.WithLabelValues(endpoint, outcome).Inc()
 }
+
+// Send outcomes: the values of dispatchflow_sends_total's outcome label.
+const (
+	SendSent       = "sent"
+	SendRefused    = "refused"
+	SendSuppressed = "suppressed"
+	SendSkipped    = "skipped"
+	SendFailed     = "failed"
+)
+
+// Send counts one Send activity attempt through provider (an ESP's name: a
+// small, fixed set) with outcome, one of the Send* values.
+func Send(provider, outcome string) { sends.WithLabelValues(provider, outcome).Inc() }
 
 // PostbackLatency observes one acknowledged postback, d after its event was received.
 func PostbackLatency(endpoint string, d time.Duration) {

@@ -56,6 +56,9 @@ func TestOurMetrics(t *testing.T) {
 	metrics.PostbackAttempt(ep, true)
 	metrics.PostbackLatency(ep, 40*time.Millisecond)
 	metrics.PostbackLatency(ep, 3*time.Second)
+	metrics.Send(prov, metrics.SendSent)
+	metrics.Send(prov, metrics.SendSent)
+	metrics.Send(prov, metrics.SendSuppressed)
 
 	samples := metricstest.Parse(t, scrape(t))
 	tests := []struct {
@@ -73,6 +76,8 @@ func TestOurMetrics(t *testing.T) {
 		{"dispatchflow_postback_latency_seconds_sum", map[string]string{"endpoint": ep}, 3.04},
 		{"dispatchflow_postback_latency_seconds_bucket", map[string]string{"endpoint": ep, "le": "0.05"}, 1},
 		{"dispatchflow_postback_latency_seconds_bucket", map[string]string{"endpoint": ep, "le": "5"}, 2},
+		{"dispatchflow_sends_total", map[string]string{"provider": prov, "outcome": "sent"}, 2},
+		{"dispatchflow_sends_total", map[string]string{"provider": prov, "outcome": "suppressed"}, 1},
 	}
 	for _, tt := range tests {
 		got, ok := metricstest.Value(samples, tt.name, tt.labels)
